@@ -1,0 +1,1 @@
+"""Shared machinery: reduction, input checks, registry, Module base."""
