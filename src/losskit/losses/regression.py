@@ -599,10 +599,10 @@ def log_cosh_loss(
 
     Examples:
         >>> import math, torch, losskit.functional as LF
-        >>> x = torch.tensor([1e4], requires_grad=True)
-        >>> loss = LF.log_cosh_loss(x, torch.zeros(1))
+        >>> x = torch.tensor([1e4], dtype=torch.float64, requires_grad=True)
+        >>> loss = LF.log_cosh_loss(x, torch.zeros(1, dtype=torch.float64))
         >>> math.isclose(loss.item(), 1e4 - math.log(2)), loss.backward(), x.grad  # |r| − log 2, tanh r
-        (True, None, tensor([1.]))
+        (True, None, tensor([1.], dtype=torch.float64))
 
     References:
         Chen, Tong, Zhang & Li, "Log Hyperbolic Cosine Loss Improves Variational Auto-Encoder",
