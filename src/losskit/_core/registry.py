@@ -43,6 +43,7 @@ FAMILIES: tuple[str, ...] = (
     "segmentation",
     "boxes",
     "metric",
+    "contrastive",
     "ranking",
     "divergence",
     "distillation",
