@@ -59,7 +59,7 @@ def is_debug() -> bool:
 
 def shape_str(x: Tensor | Sequence[int]) -> str:
     shape = tuple(x.shape) if isinstance(x, Tensor) else tuple(x)
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    return str(shape)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

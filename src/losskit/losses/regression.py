@@ -25,7 +25,7 @@ from losskit._core.checks import (
     shape_str,
 )
 from losskit._core.module import LossModule
-from losskit._core.reduction import as_float32, reduce
+from losskit._core.reduction import EMPTY_POLICIES, as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import DEFAULT_SHAPE, draw, regression_sample
 
@@ -76,6 +76,15 @@ def _pair(input: Tensor, target: Tensor, broadcast: bool = False) -> tuple[Tenso
         input, target = torch.broadcast_tensors(input, target)
     input, target = as_float32(input, target)
     return input, target
+
+
+def _plain(input: Tensor, reduction: str, empty: str, *extras: object) -> bool:
+    """True when PyTorch's fused kernel computes exactly what was asked: no weights, mask or
+    normalizer, a PyTorch reduction, and a non-empty input (PyTorch's empty mean is NaN)."""
+    check_option("empty", empty, EMPTY_POLICIES)
+    return reduction in ("none", "mean", "sum") and input.numel() > 0 and all(
+        e is None for e in extras
+    )
 
 
 # --------------------------------------------------------------------------- squared / absolute
@@ -139,6 +148,8 @@ def mse_loss(
         Legendre, *Nouvelles méthodes pour la détermination des orbites des comètes*, 1805.
     """
     input, target = _pair(input, target, broadcast)
+    if _plain(input, reduction, empty, sample_weight, mask, normalizer):
+        return F.mse_loss(input, target, reduction=reduction)
     return reduce((input - target).square(), reduction, sample_weight=sample_weight, mask=mask,
                   normalizer=normalizer, empty=empty)
 
@@ -290,7 +301,8 @@ def rmse_loss(
     check_option("reduction", reduction, ("none", "mean", "sum"))
     sq = (input - target).square()
     if reduction == "mean":
-        return _safe_sqrt(reduce(sq, "mean", sample_weight=sample_weight, mask=mask, empty=empty))
+        mean_square = reduce(sq, "mean", sample_weight=sample_weight, mask=mask, empty=empty)
+        return torch.where(mean_square.isnan(), mean_square, _safe_sqrt(mean_square))
     per_sample = sq.reshape(sq.shape[0], -1) if sq.ndim else sq.reshape(1, 1)
     w = None if sample_weight is None else _expand_weight(sample_weight, sq).reshape_as(per_sample)
     m = None if mask is None else _expand_weight(mask, sq).reshape_as(per_sample)
@@ -356,7 +368,9 @@ def huber_loss(
 
     .. math:: \ell = \tfrac12 r^2 \ (|r|\le\delta), \quad \delta(|r| - \tfrac12\delta) \ (|r|>\delta)
 
-    Drop-in for ``torch.nn.functional.huber_loss(delta=)``. As δ → ∞ it tends to ½·MSE; as
+    Drop-in for ``torch.nn.functional.huber_loss(delta=)``; with weights, PyTorch's
+    ``huber_loss(weight=w)`` divides Σwℓ by N while losskit's ``sample_weight`` mean divides by
+    Σw (as PyTorch's own ``mse_loss(weight=)`` does). As δ → ∞ it tends to ½·MSE; as
     δ → 0, ``huber_loss / δ`` tends to L1 (that rescaled form is :func:`smooth_l1_loss`).
 
     Args:
@@ -386,6 +400,8 @@ def huber_loss(
     """
     check_number("delta", delta, low=0, low_open=True)
     input, target = _pair(input, target, broadcast)
+    if _plain(input, reduction, empty, sample_weight, mask, normalizer):
+        return F.huber_loss(input, target, reduction=reduction, delta=delta)
     r = (input - target).abs()
     quad = r.clamp(max=delta)  # min(|r|, δ): one expression, so the gradient is not doubled at |r| = δ
     return reduce(0.5 * quad.square() + delta * (r - quad), reduction, sample_weight=sample_weight,
@@ -459,6 +475,8 @@ def smooth_l1_loss(
     """
     check_number("beta", beta, low=0)
     input, target = _pair(input, target, broadcast)
+    if _plain(input, reduction, empty, sample_weight, mask, normalizer):
+        return F.smooth_l1_loss(input, target, reduction=reduction, beta=beta)
     r = (input - target).abs()
     if beta == 0:
         per = r
@@ -1259,13 +1277,35 @@ def gaussian_nll_loss(
         var = var.expand(input.shape)
     if is_debug() and bool((var < 0).any()):
         raise LossInputError("var has negative entries; variances must be positive.")
-    # clamp with a straight-through gradient, as PyTorch does (clamp under no_grad).
-    var = var + (var.clamp_min(eps) - var).detach()
-    per = 0.5 * (torch.log(var) + (input - target).square() / var)
+    per = _GaussianNLL.apply(input, target, var, eps)
     if full:
         per = per + 0.5 * math.log(2 * math.pi)
     return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
                   empty=empty)
+
+
+class _GaussianNLL(torch.autograd.Function):
+    """½(log v + r²/v) with v = max(var, eps); saves only its inputs. The clamp passes the
+    gradient straight through, as PyTorch's clamp under no_grad does. The backward is written
+    in differentiable ops, so double backward works."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, input: Tensor, target: Tensor,
+                var: Tensor, eps: float) -> Tensor:
+        ctx.save_for_backward(input, target, var)
+        ctx.eps = eps  # type: ignore[attr-defined]
+        v = var.clamp_min(eps)
+        return 0.5 * (torch.log(v) + (input - target).square() / v)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: Tensor) -> tuple[Tensor | None, ...]:
+        input, target, var = ctx.saved_tensors  # type: ignore[attr-defined]
+        v = var.clamp_min(ctx.eps)  # type: ignore[attr-defined]
+        z = (input - target) / v
+        grad_input = grad * z
+        grad_var = 0.5 * grad * (1.0 / v - z.square())
+        return grad_input, -grad_input, grad_var, None
 
 
 class GaussianNLLLoss(LossModule):
