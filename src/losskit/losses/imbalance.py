@@ -170,7 +170,7 @@ def _class_index_sample(shape: tuple[int, ...] = DEFAULT_SHAPE, **kwargs: object
     return sample
 
 
-def _check_class_layout(input: Tensor, target: Tensor) -> None:
+def _check_class_layout(input: Tensor, target: Tensor, ignore_index: int) -> None:
     check_floating("input", input)
     check_tensor("target", target)
     if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
@@ -179,7 +179,7 @@ def _check_class_layout(input: Tensor, target: Tensor) -> None:
             "(N, C) or (N, C, d1, ...) and class indices (N,) or (N, d1, ...). Fix: put the "
             "classes in dim 1 (permute channels-last logits) and drop any size-1 class dim of target."
         )
-    check_class_index(target, input.shape[1])
+    check_class_index(target, input.shape[1], ignore_index=ignore_index)
     check_logits_not_probabilities(input)
 
 
@@ -299,7 +299,7 @@ def logit_adjusted_cross_entropy(
         Recognition", NeurIPS 2020.
     """
     check_number("tau", tau, low=0.0)
-    _check_class_layout(input, target)
+    _check_class_layout(input, target, ignore_index)
     (input,) = as_float32(input)
     priors = _class_vector("class_priors", class_priors, input.shape[1], input)
     if tau == 0:
@@ -405,7 +405,7 @@ def ldam_loss(
     """
     check_number("max_margin", max_margin, low=0.0)
     check_number("scale", scale, low=0.0, low_open=True)
-    _check_class_layout(input, target)
+    _check_class_layout(input, target, ignore_index)
     (input,) = as_float32(input)
     num_classes = input.shape[1]
     margins = ldam_margins(class_counts, max_margin)
@@ -618,7 +618,7 @@ def generalized_cross_entropy(
         with Noisy Labels", NeurIPS 2018.
     """
     check_number("q", q, low=0.0, high=1.0, low_open=True)
-    _check_class_layout(input, target)
+    _check_class_layout(input, target, ignore_index)
     (input,) = as_float32(input)
     lp, keep = _target_log_prob(F.log_softmax(input, dim=1), target, ignore_index)
     # (1 - e^{q·log p}) / q = -expm1(q·log p) / q: exact as q → 0.
@@ -702,7 +702,7 @@ def symmetric_cross_entropy(
     check_number("alpha", alpha, low=0.0)
     check_number("beta", beta, low=0.0)
     check_number("A", A, high=0.0, high_open=True)
-    _check_class_layout(input, target)
+    _check_class_layout(input, target, ignore_index)
     (input,) = as_float32(input)
     lp, keep = _target_log_prob(F.log_softmax(input, dim=1), target, ignore_index)
     per = -alpha * lp + (beta * -A) * -torch.expm1(lp)
