@@ -70,6 +70,16 @@ def _lists(scores: Tensor, relevance: Tensor, mask: Tensor | None) -> tuple[Tens
     return scores, relevance, mask
 
 
+def _pad_below(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` with padded entries replaced by a finite value far enough below the row's lowest
+    real entry that ``exp`` of it, relative to any real entry, underflows to exactly 0. Used
+    instead of ``-inf`` (whose softmax/logcumsumexp gradients are NaN) or the dtype's minimum
+    (whose ``exp`` takes a slow path)."""
+    lowest = torch.where(mask, x.detach(), float("inf")).amin(1, keepdim=True)
+    lowest = torch.where(torch.isfinite(lowest), lowest, 0.0)
+    return torch.where(mask, x, lowest - lowest.abs() - 1e4)
+
+
 def _ranking_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
                     extreme: bool = False) -> Sample:
     scores = draw("real", (4, 6), gen, dtype, extreme)
@@ -200,10 +210,9 @@ def listnet_loss(
         approach", ICML 2007.
     """
     s, r, m = _lists(scores, relevance, mask)
-    # A large finite fill instead of -inf: padded items get probability 0 without 0·inf = NaN.
-    low = torch.finfo(s.dtype).min
-    target = torch.softmax(torch.where(m, r, low), dim=1)
-    log_q = torch.log_softmax(torch.where(m, s, low), dim=1)
+    # Padded items get probability exactly 0 on both sides, without 0·inf = NaN.
+    target = torch.softmax(_pad_below(r, m), dim=1)
+    log_q = torch.log_softmax(_pad_below(s, m), dim=1)
     per_list = -torch.where(m, target * log_q, 0.0).sum(1)
     return reduce(per_list, reduction, sample_weight=sample_weight, mask=m.any(1),
                   normalizer=normalizer, empty=empty)
@@ -276,13 +285,9 @@ def listmle_loss(
     order = torch.sort(key, dim=1, descending=True, stable=True).indices
     s_sorted = s.gather(1, order)
     m_sorted = m.gather(1, order)
-    # Padding sits after every real item, so it would enter every suffix sum; give it a score
-    # 100 below the list's lowest real score (e^-100 is below float64 resolution) rather than
-    # -inf, whose logcumsumexp gradient is NaN.
-    lowest = torch.where(m_sorted, s_sorted.detach(), float("inf")).amin(1, keepdim=True)
-    fill = torch.where(torch.isfinite(lowest), lowest - 100.0, 0.0)
-    filled = torch.where(m_sorted, s_sorted, fill)
-    suffix_lse = torch.logcumsumexp(filled.flip(1), dim=1).flip(1)
+    # Padding sits after every real item, so it enters every suffix sum: push it far enough
+    # below the real scores that it adds exactly 0.
+    suffix_lse = torch.logcumsumexp(_pad_below(s_sorted, m_sorted).flip(1), dim=1).flip(1)
     per_list = torch.where(m_sorted, suffix_lse - s_sorted, 0.0).sum(1)
     return reduce(per_list, reduction, sample_weight=sample_weight, mask=m.any(1),
                   normalizer=normalizer, empty=empty)
