@@ -1,0 +1,290 @@
+"""Generative losses against float64 references (tests/reference/generative_ref.py), MONAI's
+PatchAdversarialLoss, and the textbook forms at saturated logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tests.reference import generative_ref as ref
+
+import losskit.functional as LF
+from losskit._core.checks import LossInputError
+from losskit.nn import ELBOLoss, GANDiscriminatorLoss, GradientPenalty, R1Penalty
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _leaf(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    x = torch.randn(*shape, generator=_gen(seed), dtype=torch.float64) * scale
+    return x.requires_grad_(True)
+
+
+def _value_and_grads(fn, leaves):
+    out = fn(*leaves)
+    grads = torch.autograd.grad(out.sum(), leaves)
+    return out.detach(), grads
+
+
+def _assert_same(fn_a, fn_b, leaves):
+    va, ga = _value_and_grads(fn_a, leaves)
+    vb, gb = _value_and_grads(fn_b, leaves)
+    torch.testing.assert_close(va, vb, **TOL)
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+# --------------------------------------------------------------------------- VAE
+
+
+@pytest.mark.parametrize("free_bits", [0.0, 0.6])
+def test_gaussian_kl_matches_reference(free_bits: float) -> None:
+    mu, logvar = _leaf(5, 4, seed=1), _leaf(5, 4, seed=2)
+    _assert_same(
+        lambda m, v: LF.gaussian_kl_divergence(m, v, free_bits=free_bits, reduction="none"),
+        lambda m, v: ref.gaussian_kl(m, v, free_bits),
+        [mu, logvar],
+    )
+
+
+def test_free_bits_is_the_papers_batch_mean_objective() -> None:
+    mu = torch.tensor([[0.1, 2.0], [0.2, 1.0], [-0.1, 1.5]], dtype=torch.float64, requires_grad=True)
+    logvar = torch.zeros(3, 2, dtype=torch.float64)
+    lam = 0.5
+    loss = LF.gaussian_kl_divergence(mu, logvar, free_bits=lam)
+    kl_dims = 0.5 * mu.detach() ** 2
+    want = sum(max(lam, float(kl_dims[:, j].mean())) for j in range(2))
+    assert math.isclose(float(loss.detach()), want, rel_tol=1e-12)
+    loss.backward()
+    assert torch.all(mu.grad[:, 0] == 0)          # dimension 0 is below λ: no gradient
+    assert torch.all(mu.grad[:, 1] != 0)
+
+
+def test_free_bits_batch_mean_respects_mask() -> None:
+    mu, logvar = _leaf(6, 3, seed=3), _leaf(6, 3, seed=4, scale=0.3)
+    keep = torch.tensor([True, False, True, True, False, True])
+    got = LF.gaussian_kl_divergence(mu, logvar, free_bits=0.8, mask=keep)
+    want = LF.gaussian_kl_divergence(mu[keep], logvar[keep], free_bits=0.8)
+    torch.testing.assert_close(got, want, **TOL)
+
+
+def test_gaussian_kl_is_zero_at_the_prior_and_exact_near_it() -> None:
+    z = torch.zeros(2, 3, dtype=torch.float64)
+    assert float(LF.gaussian_kl_divergence(z, z)) == 0.0
+    tiny = torch.full((1, 1), 1e-9, dtype=torch.float64)     # KL ≈ logvar²/4 = 2.5e-19
+    got = float(LF.gaussian_kl_divergence(torch.zeros(1, 1, dtype=torch.float64), tiny))
+    assert math.isclose(got, 0.25e-18, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("reconstruction", ["bce", "mse", "gaussian"])
+def test_elbo_matches_reference(reconstruction: str) -> None:
+    recon, mu, logvar = _leaf(3, 2, 4, seed=5), _leaf(3, 2, seed=6), _leaf(3, 2, seed=7)
+    x = torch.rand(3, 2, 4, generator=_gen(8), dtype=torch.float64)
+
+    def ours(r, m, v):
+        t = LF.elbo_terms(r, x, m, v, beta=0.7, reconstruction=reconstruction, reduction="none")
+        return torch.stack([t.recon, t.kl, t.total])
+
+    def theirs(r, m, v):
+        rec, kl = ref.elbo(r, x, m, v, 0.7, reconstruction)
+        return torch.stack([rec, kl, rec + 0.7 * kl])
+
+    _assert_same(ours, theirs, [recon, mu, logvar])
+    loss = LF.elbo_loss(recon, x, mu, logvar, beta=0.7, reconstruction=reconstruction)
+    torch.testing.assert_close(loss, theirs(recon, mu, logvar)[2].mean(), **TOL)
+
+
+def test_elbo_module_and_bad_inputs() -> None:
+    recon, x = torch.zeros(2, 5), torch.rand(2, 5)
+    mu, logvar = torch.zeros(2, 3), torch.zeros(2, 3)
+    assert torch.equal(ELBOLoss(beta=2.0)(recon, x, mu, logvar),
+                       LF.elbo_loss(recon, x, mu, logvar, beta=2.0))
+    with pytest.raises(LossInputError, match="reconstruction"):
+        LF.elbo_loss(recon, x, mu, logvar, reconstruction="l2")
+    with pytest.raises(LossInputError, match="same N"):
+        LF.elbo_loss(recon, x, mu[:1], logvar[:1])
+    with pytest.raises(LossInputError, match="logvar"):
+        LF.elbo_loss(recon, x, mu, logvar[:, :2])
+
+
+# --------------------------------------------------------------------------- GAN
+
+
+@pytest.mark.parametrize("kind", ["minimax", "lsgan", "hinge", "wgan"])
+def test_discriminator_matches_reference(kind: str) -> None:
+    real, fake = _leaf(7, seed=9, scale=2.0), _leaf(7, seed=10, scale=2.0)
+    _assert_same(lambda r, f: LF.gan_discriminator_loss(r, f, kind=kind, reduction="none"),
+                 lambda r, f: ref.discriminator(r, f, kind), [real, fake])
+
+
+@pytest.mark.parametrize("kind", ["minimax", "non_saturating", "lsgan", "hinge", "wgan"])
+def test_generator_matches_reference(kind: str) -> None:
+    fake = _leaf(2, 5, seed=11, scale=2.0)
+    _assert_same(lambda f: LF.gan_generator_loss(f, kind=kind, reduction="none"),
+                 lambda f: ref.generator(f, kind), [fake])
+
+
+def _softplus_exact(x: float) -> float:
+    # log(1 + e^x) in plain floats: e^100 and log1p are exact enough in double precision.
+    return math.log1p(math.exp(x)) if x < 30 else x + math.log1p(math.exp(-x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gan_losses_at_saturated_logits_equal_textbook_forms(dtype: torch.dtype) -> None:
+    vals = [-100.0, 100.0]
+    logits = torch.tensor(vals, dtype=dtype, requires_grad=True)
+    # -log σ(x) = log(1 + e^-x); -log(1 - σ(x)) = log(1 + e^x); d/dx log(1+e^x) = σ(x).
+    cases = {
+        "non_saturating": ([_softplus_exact(-v) for v in vals], [-1 / (1 + math.exp(v)) for v in vals]),
+        "minimax": ([-_softplus_exact(v) for v in vals], [-1 / (1 + math.exp(-v)) for v in vals]),
+    }
+    for kind, (value, grad) in cases.items():
+        out = LF.gan_generator_loss(logits, kind=kind, reduction="none")
+        (g,) = torch.autograd.grad(out.sum(), logits)
+        assert torch.isfinite(out).all() and torch.isfinite(g).all()
+        torch.testing.assert_close(out.double(), torch.tensor(value, dtype=torch.float64),
+                                   rtol=1e-6, atol=1e-30)
+        torch.testing.assert_close(g.double(), torch.tensor(grad, dtype=torch.float64),
+                                   rtol=1e-6, atol=1e-30)
+    real = torch.tensor(vals, dtype=dtype, requires_grad=True)
+    fake = torch.tensor(vals[::-1], dtype=dtype, requires_grad=True)
+    out = LF.gan_discriminator_loss(real, fake, reduction="none")
+    want = [_softplus_exact(-r) + _softplus_exact(f) for r, f in zip(vals, vals[::-1])]
+    torch.testing.assert_close(out.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-6, atol=1e-30)
+    gr, gf = torch.autograd.grad(out.sum(), [real, fake])
+    assert torch.isfinite(gr).all() and torch.isfinite(gf).all()
+    assert float(gr[0]) == pytest.approx(-1.0) and float(gf[0]) == pytest.approx(1.0)
+
+
+def test_gan_against_monai_patch_adversarial_loss() -> None:
+    monai_losses = pytest.importorskip("monai.losses")
+    real = torch.randn(2, 1, 4, 4, generator=_gen(12))
+    fake = torch.randn(2, 1, 4, 4, generator=_gen(13))
+    bce = monai_losses.PatchAdversarialLoss(criterion="bce")
+    hinge = monai_losses.PatchAdversarialLoss(criterion="hinge")
+    ls = monai_losses.PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
+
+    def d(m):
+        return m(real, target_is_real=True, for_discriminator=True) + \
+            m(fake, target_is_real=False, for_discriminator=True)
+
+    close = dict(rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(LF.gan_discriminator_loss(real, fake), d(bce), **close)
+    # MONAI's hinge criterion applies tanh to the scores first
+    torch.testing.assert_close(LF.gan_discriminator_loss(real.tanh(), fake.tanh(), kind="hinge"),
+                               d(hinge), **close)
+    torch.testing.assert_close(LF.gan_discriminator_loss(real, fake, kind="lsgan"), 0.5 * d(ls), **close)
+    torch.testing.assert_close(LF.gan_generator_loss(fake),
+                               bce(fake, target_is_real=True, for_discriminator=False), **close)
+    torch.testing.assert_close(LF.gan_generator_loss(fake, kind="lsgan"),
+                               0.5 * ls(fake, target_is_real=True, for_discriminator=False), **close)
+
+
+def test_gan_shapes_and_options_validated() -> None:
+    with pytest.raises(LossInputError, match="real_logits"):
+        LF.gan_discriminator_loss(torch.zeros(4, 1), torch.zeros(4))
+    with pytest.raises(LossInputError, match="Did you mean 'non_saturating'"):
+        LF.gan_generator_loss(torch.zeros(4), kind="nonsaturating")
+    mod = GANDiscriminatorLoss(kind="wgan")
+    assert float(mod(torch.ones(3), torch.zeros(3))) == -1.0
+
+
+# --------------------------------------------------------------------------- penalties
+
+
+class _Critic(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 5), torch.nn.Tanh(),
+                                       torch.nn.Linear(5, 1)).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.mark.parametrize("center", [1.0, 0.0])
+def test_gradient_penalty_matches_float64_autograd_reference(center: float) -> None:
+    critic = _Critic()
+    real, fake = _leaf(4, 2, 3, seed=14), _leaf(4, 2, 3, seed=15)
+    eps = torch.rand(4, generator=_gen(16), dtype=torch.float64)
+    params = [p for n, p in critic.named_parameters() if n != "net.3.bias"]  # the bias has no ∇x
+    ours = LF.gradient_penalty(critic, real, fake, eps=eps, weight=7.0, center=center, reduction="none")
+    theirs = ref.gradient_penalty(critic, real, fake, eps, 7.0, center)
+    torch.testing.assert_close(ours, theirs, **TOL)
+    g_ours = torch.autograd.grad(ours.sum(), [real, fake, *params])
+    g_theirs = torch.autograd.grad(theirs.sum(), [real, fake, *params])
+    for a, b in zip(g_ours, g_theirs):
+        torch.testing.assert_close(a, b, **TOL)
+    mean = LF.gradient_penalty(critic, real, fake, eps=eps, weight=7.0, center=center)
+    torch.testing.assert_close(mean, theirs.mean(), **TOL)
+
+
+def test_gradient_penalty_gradcheck_and_random_eps() -> None:
+    critic = _Critic()
+    real, fake = _leaf(3, 2, 3, seed=17), _leaf(3, 2, 3, seed=18)
+    eps = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda r, f: LF.gradient_penalty(critic, r, f, eps=eps),
+                                    (real, fake), eps=1e-6, atol=1e-6)
+    a = LF.gradient_penalty(critic, real, fake, generator=_gen(3))
+    b = LF.gradient_penalty(critic, real, fake, generator=_gen(3))
+    want = LF.gradient_penalty(critic, real, fake,
+                               eps=torch.rand(3, generator=_gen(3), dtype=torch.float64))
+    assert torch.equal(a, b) and torch.equal(a, want)
+    mod = GradientPenalty(weight=3.0)
+    torch.testing.assert_close(mod(critic, real, fake, eps=eps),
+                               LF.gradient_penalty(critic, real, fake, eps=eps, weight=3.0), **TOL)
+
+
+def test_gradient_penalty_finite_when_the_critic_is_flat() -> None:
+    real = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    fake = torch.randn(3, 4, dtype=torch.float64)
+    w = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    out = LF.gradient_penalty(lambda x: x @ w, real, fake)     # ∇D = 0: ‖·‖ has no derivative there
+    assert float(out) == 10.0
+    gw, gr = torch.autograd.grad(out, [w, real], allow_unused=True)
+    assert torch.isfinite(gw).all() and (gr is None or torch.isfinite(gr).all())
+
+
+def test_gradient_penalty_bad_inputs() -> None:
+    critic = _Critic()
+    x = torch.zeros(2, 2, 3, dtype=torch.float64)
+    with pytest.raises(LossInputError, match="fake"):
+        LF.gradient_penalty(critic, x, x[:, :1])
+    with pytest.raises(LossInputError, match="eps"):
+        LF.gradient_penalty(critic, x, x, eps=torch.rand(3, dtype=torch.float64))
+    with pytest.raises(LossInputError, match="critic"):
+        LF.gradient_penalty(x, x, x)
+
+
+def test_r1_matches_reference_in_both_forms() -> None:
+    critic = _Critic()
+    x = _leaf(4, 2, 3, seed=19)
+    params = [p for n, p in critic.named_parameters() if n != "net.3.bias"]
+    theirs = ref.r1(critic, x, 3.0)
+    by_callable = LF.r1_penalty(critic, x, gamma=3.0, reduction="none")
+    by_logits = LF.r1_penalty(critic(x), x, gamma=3.0, reduction="none")
+    torch.testing.assert_close(by_callable, theirs, **TOL)
+    torch.testing.assert_close(by_logits, theirs, **TOL)
+    g_ours = torch.autograd.grad(by_logits.sum(), [x, *params])
+    g_theirs = torch.autograd.grad(theirs.sum(), [x, *params])
+    for a, b in zip(g_ours, g_theirs):
+        torch.testing.assert_close(a, b, **TOL)
+    plain = x.detach()                                   # a callable D needs no grad on the data
+    torch.testing.assert_close(R1Penalty(gamma=3.0)(critic, plain), theirs.mean(), **TOL)
+    assert not plain.requires_grad
+
+
+def test_r1_explains_a_missing_graph() -> None:
+    critic = _Critic()
+    x = torch.randn(2, 2, 3, dtype=torch.float64)
+    with pytest.raises(LossInputError, match="requires_grad"):
+        LF.r1_penalty(critic(x), x)
+    y = x.clone().requires_grad_(True)
+    with pytest.raises(LossInputError, match="batch"):
+        LF.r1_penalty(critic(y)[:1], y)
