@@ -42,6 +42,7 @@ def test_matches_reference_value_and_gradient(temperature: float, alpha: float) 
     np.testing.assert_allclose(terms.ce.item(), ce[keep].mean(), rtol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 def test_alpha_one_at_t_one_is_the_batchmean_kl() -> None:
     s, t, _ = _data(2)
     want = kl_div(s.log_softmax(-1), t.softmax(-1), reduction="batchmean")

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import losskit
 from losskit._core.checks import LossInputError
 from losskit.losses.divergence import (
     CosineDistanceLoss,
@@ -98,6 +99,20 @@ def test_kl_div_zero_target_gives_zero_and_finite_gradients_even_at_minus_inf_in
     assert out.item() == 0.0
     assert torch.isfinite(inp.grad).all() and torch.isfinite(tgt.grad).all()
     assert F.kl_div(inp.detach(), tgt.detach(), reduction="sum").isnan()  # PyTorch: 0·−inf
+
+
+def test_debug_mode_warns_about_swapped_or_wrong_kind_inputs() -> None:
+    x, y = _logits(20)
+    losskit.set_debug(True)
+    try:
+        with pytest.warns(UserWarning, match="log-probabilities"):
+            kl_div(x.softmax(-1), y.softmax(-1), reduction="batchmean")  # probs, not log-probs
+        with pytest.warns(UserWarning, match="logits"):
+            kl_divergence_with_logits(x.softmax(-1), y)
+        with pytest.raises(LossInputError, match="probabilities"):
+            kl_div(x.log_softmax(-1), y, reduction="batchmean")  # target is not probabilities
+    finally:
+        losskit.set_debug(False)
 
 
 def test_kl_div_module_and_peers() -> None:

@@ -17,6 +17,7 @@ from losskit._core.checks import (
     LossInputError,
     check_class_index,
     check_floating,
+    check_logits_not_probabilities,
     check_number,
     check_option,
     check_same_shape,
@@ -66,6 +67,7 @@ def _per_token(
     check_number("alpha", alpha, low=0, high=1)
     if student_logits.ndim < 1:
         raise LossInputError("student_logits must have a class dimension (last): (*, C).")
+    check_logits_not_probabilities(student_logits, "student_logits")
     s, t = as_float32(student_logits, teacher_logits)
     kd = temperature**2 * kl_divergence_with_logits(s, t, temperature=temperature, reduction="none")
     keep = mask

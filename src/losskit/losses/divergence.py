@@ -22,10 +22,12 @@ from torch import Tensor
 from losskit._core.checks import (
     LossInputError,
     check_floating,
+    check_logits_not_probabilities,
     check_number,
     check_option,
     check_probabilities,
     check_same_shape,
+    is_debug,
     shape_str,
 )
 from losskit._core.module import LossModule
@@ -218,6 +220,12 @@ def kl_div(
             UserWarning,
             stacklevel=2,
         )
+    if is_debug() and input.numel() > 1 and bool((input >= 0).all()):
+        warnings.warn(
+            "kl_div: input holds only non-negative values but must hold log-probabilities "
+            "(e.g. logits.log_softmax(-1)); the arguments are (input log-probs, target probs).",
+            stacklevel=2,
+        )
     if log_target:
         per = _kl_terms(target, input)
     else:
@@ -305,6 +313,7 @@ def kl_divergence_with_logits(
     check_number("temperature", temperature, low=0, low_open=True)
     x, y = _pair(input_logits, target_logits, ("input_logits", "target_logits"))
     _check_dim(dim, x, "input_logits")
+    check_logits_not_probabilities(x, "input_logits")
     log_p = torch.log_softmax(x / temperature, dim)
     log_q = torch.log_softmax(y / temperature, dim)
     per = _kl_terms(log_q, log_p).sum(dim)
@@ -379,6 +388,7 @@ def js_divergence(
     check_option("reduction", reduction, _WITH_BATCHMEAN)
     x, y = _pair(input_logits, target_logits, ("input_logits", "target_logits"))
     _check_dim(dim, x, "input_logits")
+    check_logits_not_probabilities(x, "input_logits")
     log_p = torch.log_softmax(x, dim)
     log_q = torch.log_softmax(y, dim)
     log_m = torch.logaddexp(log_p, log_q) - math.log(2.0)
