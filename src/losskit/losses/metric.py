@@ -132,6 +132,14 @@ def distance_matrix(x: Tensor, distance: str = "euclidean") -> Tensor:
     return sq if distance == "squared" else _safe_sqrt(sq)
 
 
+def _row_distance(x1: Tensor, x2: Tensor, distance: str) -> Tensor:
+    """Distances between matching rows, with a zero (finite) gradient at distance 0."""
+    if distance == "cosine":
+        return 1.0 - F.cosine_similarity(x1, x2, dim=-1, eps=1e-12)
+    sq = (x1 - x2).square().sum(-1)
+    return sq if distance == "squared" else _safe_sqrt(sq)
+
+
 def _label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
@@ -748,8 +756,9 @@ def batch_hard_triplet_loss(
     ``margin="soft"`` is Hermans' soft margin :math:`\log(1 + e^{d_{ap} - d_{an}})`. Anchors
     without a positive or a negative in the batch are excluded: ``"none"`` gives them 0 and
     ``"mean"`` averages over the anchors that have both (the number of mined triplets, as
-    pytorch-metric-learning's ``BatchHardMiner`` + ``MeanReducer``). Ties in the max/min share
-    the gradient equally. Memory is O(B²).
+    pytorch-metric-learning's ``BatchHardMiner`` + ``MeanReducer``). Mining runs on a detached
+    ``B×B`` distance matrix; only the chosen ``2B`` distances are differentiated, computed
+    directly from the rows (so autograd keeps O(B·D); ties go to the first index, as PML).
 
     Args:
         embeddings: ``(B, D)``.
@@ -785,14 +794,15 @@ def batch_hard_triplet_loss(
     soft = margin == "soft"
     if not soft:
         check_number("margin", margin)
-    dist = distance_matrix(x, distance)
+    check_option("distance", distance, DISTANCES)
     pos, neg = _label_masks(labels)
-    hardest_pos = torch.where(pos, dist, float("-inf")).amax(1)
-    hardest_neg = torch.where(neg, dist, float("inf")).amin(1)
+    # Mine on a detached distance matrix, then differentiate only the 2·B chosen distances,
+    # computed directly from the rows: autograd keeps O(B·D), not the B×B matrix.
+    dist = distance_matrix(x.detach(), distance)
+    hardest_pos = torch.where(pos, dist, float("-inf")).argmax(1)
+    hardest_neg = torch.where(neg, dist, float("inf")).argmin(1)
     valid = pos.any(1) & neg.any(1)
-    hardest_pos = torch.where(valid, hardest_pos, 0.0)
-    hardest_neg = torch.where(valid, hardest_neg, 0.0)
-    gap = hardest_pos - hardest_neg
+    gap = _row_distance(x, x[hardest_pos], distance) - _row_distance(x, x[hardest_neg], distance)
     loss = F.softplus(gap) if soft else (gap + margin).clamp_min(0.0)  # type: ignore[operator]
     loss = torch.where(valid, loss, 0.0)
     _fill_stats(stats, valid.sum(), (loss > 0).sum())
