@@ -360,6 +360,9 @@ def test_kornia_dice_tversky_lovasz() -> None:
     y[:, 0, :3] = torch.tensor([0, 1, 2])  # every class in every image (kornia averages present ones)
     kw = dict(mode="multiclass", smooth_nr=0.0, smooth_dr=1e-8)
     torch.testing.assert_close(LF.dice_loss(x, y, **kw), kl.dice_loss(x, y, average="macro"), **PEER)
+    # kornia's "micro" Dice pools the classes: generalized Dice with uniform weights
+    torch.testing.assert_close(LF.generalized_dice_loss(x, y, weight_type="uniform", **kw),
+                               kl.dice_loss(x, y, average="micro"), **PEER)
     torch.testing.assert_close(LF.tversky_loss(x, y, alpha=0.3, beta=0.7, **kw),
                                kl.tversky_loss(x, y, alpha=0.3, beta=0.7), **PEER)
     torch.testing.assert_close(LF.lovasz_softmax_loss(x, y, classes="all", per_image=True),

@@ -39,7 +39,6 @@ from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 
 __all__ = [
-    "BOX_FORMATS",
     "CIoULoss",
     "DIoULoss",
     "EIoULoss",
