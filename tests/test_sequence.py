@@ -33,32 +33,51 @@ def _ref(log_probs: torch.Tensor, targets: torch.Tensor, il: list[int], tl: list
     return ref.ctc_batch(log_probs.detach().numpy(), lab, il, blank)
 
 
+IMPLS = ["torch", "recursion"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("blank", [0, 3])
-def test_value_and_gradient_match_the_forward_backward_reference(blank: int) -> None:
+def test_value_and_gradient_match_the_forward_backward_reference(blank: int, impl: str) -> None:
     lp, tg, il, tl = _batch(blank=blank)
     want, want_grad = _ref(lp, tg, il, tl, blank)
     x = lp.clone().requires_grad_(True)
-    got = ctc_loss(x, tg, il, tl, blank=blank, reduction="none")
+    got = ctc_loss(x, tg, il, tl, blank=blank, reduction="none", impl=impl)
     np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-10, atol=1e-10)
     got.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), want_grad, rtol=1e-10, atol=1e-10)
 
 
-def test_concatenated_targets_and_batch_first_give_the_same_numbers() -> None:
+@pytest.mark.parametrize("impl", IMPLS)
+def test_concatenated_targets_and_batch_first_give_the_same_numbers(impl: str) -> None:
     lp, tg, il, tl = _batch(1)
-    padded = ctc_loss(lp, tg, il, tl, reduction="none")
+    padded = ctc_loss(lp, tg, il, tl, reduction="none", impl=impl)
     flat = torch.cat([tg[b, : tl[b]] for b in range(N)])
-    torch.testing.assert_close(ctc_loss(lp, flat, il, tl, reduction="none"), padded, rtol=1e-12, atol=0)
+    torch.testing.assert_close(ctc_loss(lp, flat, il, tl, reduction="none", impl=impl), padded,
+                               rtol=1e-12, atol=0)
     bf = ctc_loss(lp.transpose(0, 1), tg, torch.tensor(il), torch.tensor(tl), reduction="none",
-                  batch_first=True)
+                  batch_first=True, impl=impl)
     torch.testing.assert_close(bf, padded, rtol=1e-12, atol=0)
 
 
-def test_gradcheck_float64() -> None:
+def test_gradcheck_float64_and_gradgradcheck_of_the_recursion() -> None:
     lp, tg, _, _ = _batch(2)
     x = lp[:6, :3].clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(
-        lambda v: ctc_loss(v, tg[:3], [6, 5, 6], [2, 2, 0], reduction="sum"), (x,))
+    for impl in IMPLS:
+        assert torch.autograd.gradcheck(
+            lambda v, impl=impl: ctc_loss(v, tg[:3], [6, 5, 6], [2, 2, 0], reduction="sum",
+                                          impl=impl), (x,))
+    assert torch.autograd.gradgradcheck(
+        lambda v: ctc_loss(v, tg[:2], [4, 3], [2, 1], reduction="sum", impl="recursion"),
+        (x[:4, :2].detach().clone().requires_grad_(True),))
+
+
+def test_compiled_recursion_equals_eager_kernel() -> None:
+    lp, tg, il, tl = _batch(13)
+    il_t, tl_t = torch.tensor(il), torch.tensor(tl)
+    fn = torch.compile(ctc_loss, backend="eager", fullgraph=True, dynamic=False)
+    torch.testing.assert_close(fn(lp, tg, il_t, tl_t, reduction="none"),
+                               ctc_loss(lp, tg, il_t, tl_t, reduction="none"), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -95,7 +114,8 @@ def test_reduction_names() -> None:
         ctc_loss(lp, tg, il, tl, reduction="avg")
 
 
-def test_infeasible_alignment_is_zero_by_default_inf_on_request_never_nan() -> None:
+@pytest.mark.parametrize("impl", IMPLS)
+def test_infeasible_alignment_is_zero_by_default_inf_on_request_never_nan(impl: str) -> None:
     lp, tg, il, tl = _batch(5)
     tg = tg.clone()
     tg[1] = torch.tensor([1, 1, 1, 2])  # 1 1 1 needs 5 frames, input 0 has 3
@@ -103,7 +123,7 @@ def test_infeasible_alignment_is_zero_by_default_inf_on_request_never_nan() -> N
     tl = [4, 3, 0, 2, 4]
     for zero_infinity in (True, False):
         x = lp.clone().requires_grad_(True)
-        out = ctc_loss(x, tg, il, tl, reduction="none", zero_infinity=zero_infinity)
+        out = ctc_loss(x, tg, il, tl, reduction="none", zero_infinity=zero_infinity, impl=impl)
         assert out[1].item() == (0.0 if zero_infinity else float("inf"))
         assert torch.isfinite(out[[0, 2, 3, 4]]).all()
         out[[0, 2, 3, 4]].sum().backward(retain_graph=True)
@@ -115,7 +135,7 @@ def test_infeasible_alignment_is_zero_by_default_inf_on_request_never_nan() -> N
         torch.testing.assert_close(x.grad, feasible_grad)
     # the infinite loss itself back-propagates a zero gradient, not NaN
     x = lp.clone().requires_grad_(True)
-    ctc_loss(x[:, 1:2], tg[1:2], [3], [3], zero_infinity=False, reduction="sum").backward()
+    ctc_loss(x[:, 1:2], tg[1:2], [3], [3], zero_infinity=False, reduction="sum", impl=impl).backward()
     assert torch.isfinite(x.grad).all() and (x.grad == 0).all()
     # PyTorch agrees on the values
     theirs = F.ctc_loss(lp, tg, torch.tensor(il), torch.tensor(tl), reduction="none")

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._core.checks import (
@@ -89,6 +90,57 @@ def _validate_values(in_len: Tensor, tgt_len: Tensor, targets: Tensor, padded: b
         )
 
 
+def _ctc_recursion(lp: Tensor, labels: Tensor, in_len: Tensor, tgt_len: Tensor, blank: int
+                   ) -> Tensor:
+    """Per-sequence NLL by the alpha recursion in log space (inf where no alignment exists,
+    with a zero gradient); traceable, twice differentiable."""
+    t_max, n, _ = lp.shape
+    s_max = labels.shape[1]
+    # Extended sequence: blank, l1, blank, l2, ..., blank (length L = 2S + 1).
+    ext_len = 2 * s_max + 1
+    blanks = torch.full_like(labels, blank)
+    ext = torch.cat((torch.stack((blanks, labels), 2).reshape(n, 2 * s_max), blanks[:, :1]
+                     if s_max else labels.new_full((n, 1), blank)), 1)
+    # The skip s-2 → s is allowed into a label that differs from the label two places before.
+    prev2 = torch.cat((labels.new_full((n, 2), blank), ext[:, :-2]), 1)
+    can_skip = (ext != blank) & (ext != prev2)
+    lp_ext = lp.gather(2, ext[None].expand(t_max, n, ext_len))  # (T, N, L)
+
+    neg_inf = lp.new_full((n, 1), -math.inf)
+    # Start one step before frame 0 in state 0 with probability 1: the ordinary recursion then
+    # gives the usual initialisation (and a loss of 0 for an empty input and target).
+    alpha = torch.cat((lp.new_zeros((n, 1)), lp.new_full((n, ext_len - 1), -math.inf)), 1)
+    for t in range(t_max):
+        shift1 = torch.cat((neg_inf, alpha[:, :-1]), 1)
+        shift2 = torch.cat((neg_inf, neg_inf, alpha[:, :-2]), 1)
+        shift2 = torch.where(can_skip, shift2, -math.inf)
+        new = _lse3(alpha, shift1, shift2) + lp_ext[t]
+        alpha = torch.where((t < in_len)[:, None], new, alpha)
+
+    last = alpha.gather(1, (2 * tgt_len)[:, None])[:, 0]
+    before = alpha.gather(1, (2 * tgt_len - 1).clamp_min(0)[:, None])[:, 0]
+    before = torch.where(tgt_len > 0, before, -math.inf)
+    nll = -_lse2(last, before)
+    return nll
+
+
+def _ctc_torch(lp: Tensor, labels: Tensor, in_len: Tensor, tgt_len: Tensor, blank: int) -> Tensor:
+    """Per-sequence NLL from PyTorch's CTC kernel (inf where no alignment exists), with the
+    gradient made the exact derivative with respect to ``lp``: the kernel returns the gradient
+    for log-softmax outputs, which has an extra exp(lp) on every valid frame of a feasible
+    sequence; subtracting (m − m.detach()), m = Σ exp(lp) over those frames, removes it and
+    leaves the value bit-for-bit unchanged."""
+    t_max = lp.shape[0]
+    raw = F.ctc_loss(lp, labels, in_len, tgt_len, blank=blank, reduction="none", zero_infinity=True)
+    with torch.no_grad():
+        infeasible = torch.isinf(F.ctc_loss(lp.detach(), labels, in_len, tgt_len, blank=blank,
+                                            reduction="none", zero_infinity=False))
+    frames = (torch.arange(t_max, device=lp.device)[:, None] < in_len[None, :]) & ~infeasible
+    mass = torch.where(frames[:, :, None], lp.exp(), 0.0).sum((0, 2))
+    nll = raw - (mass - mass.detach())
+    return torch.where(infeasible, math.inf, nll)
+
+
 def _ctc_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
                 extreme: bool = False) -> Sample:
     t, n, c = 10, 3, 5
@@ -115,7 +167,9 @@ def _ctc_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
            "optax": "optax.losses.ctc_loss"},
     sample=_ctc_sample,
     skip={"mean_of_none": "PyTorch's 'mean' divides each sequence's loss by its target length "
-                          "before averaging (tested in test_sequence.py)"},
+                          "before averaging (tested in test_sequence.py)",
+          "gradgradcheck": "the eager path is PyTorch's CTC kernel, which has no double backward; "
+                           "impl='recursion' is twice differentiable (tested in test_sequence.py)"},
 )
 def ctc_loss(
     log_probs: Tensor,
@@ -127,6 +181,7 @@ def ctc_loss(
     reduction: str = "mean",
     zero_infinity: bool = True,
     batch_first: bool = False,
+    impl: str = "auto",
 ) -> Tensor:
     r"""Connectionist temporal classification loss: the negative log-probability of all the
     frame alignments that collapse (merge repeats, drop blanks) to the target sequence.
@@ -138,8 +193,10 @@ def ctc_loss(
     ``log_probs`` (PyTorch's kernel returns the gradient for log-softmax outputs, which agrees
     once it has gone through the log-softmax).
 
-    The recursion runs over the T frames in Python (cost O(T·N·S)): it traces with
-    ``torch.compile`` but is slower than PyTorch's kernel in eager mode for long inputs.
+    ``impl="auto"`` uses PyTorch's CTC kernel in eager mode (fast; its gradient corrected to
+    the exact derivative) and, while ``torch.compile`` traces, a log-space alpha recursion over
+    the T frames (O(T·N·S), traceable, twice differentiable, slower in eager mode for long
+    inputs); ``"torch"`` and ``"recursion"`` force one of them. Both give the same numbers.
     Concatenated 1-D targets are laid out in a padded (N, ΣS) buffer.
 
     Lengths given as Python ints are always validated; tensors of lengths and label values
@@ -160,6 +217,8 @@ def ctc_loss(
             number of target labels).
         zero_infinity: infinite losses (infeasible alignments) become 0.
         batch_first: ``log_probs`` is ``(N, T, C)``.
+        impl: ``"auto"`` | ``"torch"`` (PyTorch's kernel) | ``"recursion"`` (traceable, twice
+            differentiable).
 
     Shape:
         ``(T, N, C)`` (or ``(N, T, C)``), ``(N, S)`` or ``(ΣS,)``, ``(N,)``, ``(N,)`` → scalar,
@@ -179,6 +238,7 @@ def ctc_loss(
         Labelling Unsegmented Sequence Data with Recurrent Neural Networks", ICML 2006.
     """
     check_option("reduction", reduction, CTC_REDUCTIONS)
+    check_option("impl", impl, ("auto", "torch", "recursion"))
     check_floating("log_probs", log_probs)
     layout = "(N, T, C) (batch_first=True)" if batch_first else "(T, N, C)"
     if log_probs.ndim != 3:
@@ -227,31 +287,11 @@ def ctc_loss(
     tgt_len = tgt_len.clamp(0, s_max)
     in_len = in_len.clamp(0, t_max)
 
-    # Extended sequence: blank, l1, blank, l2, ..., blank (length L = 2S + 1).
-    ext_len = 2 * s_max + 1
-    blanks = torch.full_like(labels, blank)
-    ext = torch.cat((torch.stack((blanks, labels), 2).reshape(n, 2 * s_max), blanks[:, :1]
-                     if s_max else labels.new_full((n, 1), blank)), 1)
-    # The skip s-2 → s is allowed into a label that differs from the label two places before.
-    prev2 = torch.cat((labels.new_full((n, 2), blank), ext[:, :-2]), 1)
-    can_skip = (ext != blank) & (ext != prev2)
-    lp_ext = lp.gather(2, ext[None].expand(t_max, n, ext_len))  # (T, N, L)
-
-    neg_inf = lp.new_full((n, 1), -math.inf)
-    # Start one step before frame 0 in state 0 with probability 1: the ordinary recursion then
-    # gives the usual initialisation (and a loss of 0 for an empty input and target).
-    alpha = torch.cat((lp.new_zeros((n, 1)), lp.new_full((n, ext_len - 1), -math.inf)), 1)
-    for t in range(t_max):
-        shift1 = torch.cat((neg_inf, alpha[:, :-1]), 1)
-        shift2 = torch.cat((neg_inf, neg_inf, alpha[:, :-2]), 1)
-        shift2 = torch.where(can_skip, shift2, -math.inf)
-        new = _lse3(alpha, shift1, shift2) + lp_ext[t]
-        alpha = torch.where((t < in_len)[:, None], new, alpha)
-
-    last = alpha.gather(1, (2 * tgt_len)[:, None])[:, 0]
-    before = alpha.gather(1, (2 * tgt_len - 1).clamp_min(0)[:, None])[:, 0]
-    before = torch.where(tgt_len > 0, before, -math.inf)
-    nll = -_lse2(last, before)
+    use_torch = impl == "torch" or (impl == "auto" and not torch.compiler.is_compiling())
+    if use_torch:
+        nll = _ctc_torch(lp, labels, in_len, tgt_len, blank)
+    else:
+        nll = _ctc_recursion(lp, labels, in_len, tgt_len, blank)
     if zero_infinity:
         nll = torch.where(torch.isinf(nll), 0.0, nll)
 
