@@ -27,7 +27,13 @@ def _ctc_case(t: int, n: int, c: int, s: int) -> tuple[list[torch.Tensor], dict]
     def theirs(x: torch.Tensor) -> torch.Tensor:
         return F.ctc_loss(x.log_softmax(-1), targets, il, tl, zero_infinity=True)
 
-    return [logits], {"torch F.ctc_loss": theirs, "losskit ctc_loss": ours}
+    def recursion(x: torch.Tensor) -> torch.Tensor:
+        return ctc_loss(x.log_softmax(-1), targets, il, tl, impl="recursion")
+
+    cands = {"torch F.ctc_loss": theirs, "losskit ctc_loss": ours}
+    if t <= 50:
+        cands["losskit ctc_loss impl='recursion' (eager)"] = recursion
+    return [logits], cands
 
 
 def speed() -> str:

@@ -112,7 +112,7 @@ def _per_token(
     formula=(r"\ell = \alpha T^2\,\mathrm{KL}\big(\mathrm{softmax}(t/T)\,\|\,\mathrm{softmax}(s/T)\big)"
              r" + (1-\alpha)\,\mathrm{CE}(s, y)"),
     references=("Hinton, Vinyals & Dean 2015 (Distilling the Knowledge in a Neural Network)",),
-    peers={"liger": "liger_kernel.chunked_loss.LigerFusedLinearKLDivLoss (KL part)"},
+    peers={"torch": "F.kl_div(log_target=True, reduction='batchmean') · T² + F.cross_entropy (by hand)"},
     sample=_distillation_sample,
 )
 def distillation_loss(
