@@ -500,6 +500,30 @@ def test_multi_similarity_matches_reference_and_pml():
     _close(g, w, rtol=1e-5, atol=1e-6)
 
 
+def test_multi_similarity_with_mining_matches_pml_miner_and_loss():
+    """epsilon=ε is the paper's pair mining: equal to the loop reference (1e-10) and to PML's
+    MultiSimilarityMiner(epsilon=ε) feeding MultiSimilarityLoss (1e-6)."""
+    _pml()
+    from pytorch_metric_learning.losses import MultiSimilarityLoss
+    from pytorch_metric_learning.miners import MultiSimilarityMiner
+
+    x, labels = _batch(b=16, d=3, seed=5)
+    kw = {"alpha": 2.0, "beta": 50.0, "base": 0.5}
+    got, (g,) = _grads(lambda e: LF.multi_similarity_loss(e, labels, **kw, epsilon=0.1), x)
+    want, (w,) = _grads(lambda e: ref.multi_similarity(e, labels, **kw, epsilon=0.1).mean(), x)
+    _close(got, want)
+    _close(g, w)
+
+    x = x.float()
+    miner, loss_fn = MultiSimilarityMiner(epsilon=0.1), MultiSimilarityLoss(**kw)
+    got, (g,) = _grads(lambda e: LF.multi_similarity_loss(e, labels, **kw, epsilon=0.1), x)
+    want, (w,) = _grads(lambda e: loss_fn(e, labels, miner(e, labels)), x)
+    unmined = LF.multi_similarity_loss(x, labels, **kw)
+    assert abs(float(got) - float(unmined)) > 1e-3          # the mining changes the loss here
+    _close(got, want, **PEER)
+    _close(g, w, rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- class centres
 
 

@@ -184,16 +184,23 @@ def circle(x, labels, m=0.25, gamma=256.0, detach=True):
     return _stack(out, x), anchors
 
 
-def multi_similarity(x, labels, alpha=2.0, beta=50.0, base=0.5):
-    """Wang et al. 2019, eq. (12) without mining: per anchor."""
+def multi_similarity(x, labels, alpha=2.0, beta=50.0, base=0.5, epsilon=None):
+    """Wang et al. 2019, eq. (12), per anchor; with epsilon, the pair mining of eq. (9)/(10)
+    first (negatives with s + eps > min positive s, positives with s - eps < max negative s)."""
     labels = labels.tolist()
     b = len(labels)
     out = []
     for a in range(b):
-        pos = sum(torch.exp(-alpha * (cos_sim(x[a], x[p]) - base))
-                  for p in range(b) if p != a and labels[p] == labels[a])
-        neg = sum(torch.exp(beta * (cos_sim(x[a], x[n]) - base))
-                  for n in range(b) if labels[n] != labels[a])
+        ps = [p for p in range(b) if p != a and labels[p] == labels[a]]
+        ns = [n for n in range(b) if labels[n] != labels[a]]
+        if epsilon is not None:
+            sp = {p: float(cos_sim(x[a], x[p])) for p in ps}
+            sn = {n: float(cos_sim(x[a], x[n])) for n in ns}
+            ps2 = [p for p in ps if ns and sp[p] - epsilon < max(sn.values())]
+            ns = [n for n in ns if ps and sn[n] + epsilon > min(sp.values())]
+            ps = ps2
+        pos = sum(torch.exp(-alpha * (cos_sim(x[a], x[p]) - base)) for p in ps)
+        neg = sum(torch.exp(beta * (cos_sim(x[a], x[n]) - base)) for n in ns)
         out.append(torch.log(1 + pos * torch.ones((), dtype=x.dtype)) / alpha
                    + torch.log(1 + neg * torch.ones((), dtype=x.dtype)) / beta)
     return _stack(out, x)

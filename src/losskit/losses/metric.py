@@ -1122,16 +1122,20 @@ def multi_similarity_loss(
     alpha: float = 2.0,
     beta: float = 50.0,
     base: float = 0.5,
+    epsilon: float | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    r"""Multi-similarity loss (Wang et al. 2019), the weighting part, on cosine similarities:
+    r"""Multi-similarity loss (Wang et al. 2019) on cosine similarities:
     :math:`\tfrac1\alpha\log(1 + \sum_p e^{-\alpha(s_{ap} - \lambda)}) +
     \tfrac1\beta\log(1 + \sum_n e^{\beta(s_{an} - \lambda)})` per anchor, λ = ``base``.
 
-    As pytorch-metric-learning's ``MultiSimilarityLoss`` (same numbers): every positive and
-    negative pair of the batch is used (the paper's pair mining is a separate step, e.g.
-    PML's ``MultiSimilarityMiner``); ``"mean"`` averages over all B anchors (an anchor with no
-    positive or negative contributes 0 for that term). Computed with a stable logsumexp.
+    With ``epsilon=None`` every positive and negative pair of the batch is used, as
+    pytorch-metric-learning's ``MultiSimilarityLoss`` alone. With a number, the paper's pair
+    mining comes first (as PML's ``MultiSimilarityMiner(epsilon)`` feeding the loss): a
+    negative is kept if :math:`s_{an} + \epsilon > \min_p s_{ap}`, a positive if
+    :math:`s_{ap} - \epsilon < \max_n s_{an}` (on detached similarities). ``"mean"`` averages
+    over all B anchors, as PML's ``MeanReducer`` (an anchor with no pair left contributes 0
+    for that term). Computed with a stable logsumexp.
 
     Args:
         embeddings: ``(B, D)``, L2-normalised inside.
@@ -1139,6 +1143,7 @@ def multi_similarity_loss(
         alpha: positive-pair scale α.
         beta: negative-pair scale β.
         base: the similarity offset λ.
+        epsilon: the mining margin ε (paper: 0.1), or ``None`` for no mining.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(B,)``).
 
     Shape:
@@ -1162,6 +1167,13 @@ def multi_similarity_loss(
     check_number("beta", beta, low=0.0, low_open=True)
     s = _cosine_matrix(x)
     pos, neg = _label_masks(labels)
+    if epsilon is not None:
+        check_number("epsilon", epsilon)
+        sd = s.detach()
+        max_neg = torch.where(neg, sd, float("-inf")).amax(1, keepdim=True)
+        min_pos = torch.where(pos, sd, float("inf")).amin(1, keepdim=True)
+        pos = pos & (sd - epsilon < max_neg)
+        neg = neg & (sd + epsilon > min_pos)
 
     def log1p_sum_exp(z: Tensor, keep: Tensor) -> Tensor:
         # log(1 + Σ_keep e^z) = logsumexp([z_keep, 0]); rows with nothing kept give 0.
