@@ -68,8 +68,8 @@ def test_gradcheck_float64_and_gradgradcheck_of_the_recursion() -> None:
             lambda v, impl=impl: ctc_loss(v, tg[:3], [6, 5, 6], [2, 2, 0], reduction="sum",
                                           impl=impl), (x,))
     assert torch.autograd.gradgradcheck(
-        lambda v: ctc_loss(v, tg[:2], [4, 3], [2, 1], reduction="sum", impl="recursion"),
-        (x[:4, :2].detach().clone().requires_grad_(True),))
+        lambda v: ctc_loss(v, tg[:1], [3], [1], reduction="sum", impl="recursion"),
+        (x[:3, :1].detach().clone().requires_grad_(True),))
 
 
 def test_compiled_recursion_equals_eager_kernel() -> None:
