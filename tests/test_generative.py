@@ -81,6 +81,17 @@ def test_gaussian_kl_is_zero_at_the_prior_and_exact_near_it() -> None:
     assert math.isclose(got, 0.25e-18, rel_tol=1e-6)
 
 
+def test_kl_and_elbo_micro_batches_with_a_global_normalizer_equal_the_full_batch() -> None:
+    recon, x = _leaf(6, 4, seed=20), torch.rand(6, 4, generator=_gen(21), dtype=torch.float64)
+    mu, logvar = _leaf(6, 3, seed=22), _leaf(6, 3, seed=23)
+    halves = [slice(0, 2), slice(2, 6)]
+    kl = sum(LF.gaussian_kl_divergence(mu[h], logvar[h], reduction="sum", normalizer=6) for h in halves)
+    torch.testing.assert_close(kl, LF.gaussian_kl_divergence(mu, logvar), **TOL)
+    elbo = sum(LF.elbo_loss(recon[h], x[h], mu[h], logvar[h], reduction="sum", normalizer=6)
+               for h in halves)
+    torch.testing.assert_close(elbo, LF.elbo_loss(recon, x, mu, logvar), **TOL)
+
+
 @pytest.mark.parametrize("reconstruction", ["bce", "mse", "gaussian"])
 def test_elbo_matches_reference(reconstruction: str) -> None:
     recon, mu, logvar = _leaf(3, 2, 4, seed=5), _leaf(3, 2, seed=6), _leaf(3, 2, seed=7)

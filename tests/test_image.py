@@ -128,10 +128,12 @@ def test_ssim_half_precision_is_computed_in_float32() -> None:
 # --------------------------------------------------------------------------- MS-SSIM
 
 
-def test_ms_ssim_matches_reference() -> None:
-    x = _img(2, 1, 13, 12, seed=12)
+@pytest.mark.parametrize("shape,weights", [((2, 1, 13, 12), (0.2, 0.3, 0.5)),
+                                            ((1, 2, 6, 7, 6), (0.4, 0.6))])
+def test_ms_ssim_matches_reference(shape: tuple[int, ...], weights: tuple[float, ...]) -> None:
+    x = _img(*shape, seed=12)
     y = _noisy(x, 13, 0.1)
-    opts = dict(window_size=3, sigma=1.0, weights=(0.2, 0.3, 0.5))
+    opts = dict(window_size=3, sigma=1.0, weights=weights)
     _assert_same(lambda a, b: LF.ms_ssim_loss(a, b, reduction="none", **opts),
                  lambda a, b: ref.ms_ssim_loss(a, b, **opts), [x, y])
 

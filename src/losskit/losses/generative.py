@@ -272,7 +272,7 @@ def _elbo_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
     input_kind="logits",
     target_kind="real",
     aliases=("elbo_loss", "vae_loss", "beta_vae_loss"),
-    properties=Properties(convex=True, smoothness="Cinf", robust="none", homogeneity=None,
+    properties=Properties(convex=True, smoothness="Cinf", robust="bounded_influence", homogeneity=None,
                           units="nats per sample", zero_at_perfect=None),
     formula=r"\ell_n = -\log p(x_n \mid \hat x_n) + \beta\,\mathrm{KL}(q(z\mid x_n)\,\|\,\mathcal N(0, I))",
     references=("Kingma & Welling 2014", "Higgins et al. 2017 (beta-VAE)",
@@ -584,7 +584,6 @@ _PENALTY_SKIPS = {
                  "are tested in test_generative.py",
     "compile": "torch.autograd.grad (create_graph=True) is not traceable by "
                "torch.compile(fullgraph=True) without torch._dynamo.config.trace_autograd_ops",
-    "gradgradcheck": "third derivatives of the critic; the penalty's own gradient is gradchecked",
 }
 
 
@@ -595,7 +594,7 @@ _PENALTY_SKIPS = {
     input_kind="critic",
     target_kind="real",
     aliases=("wgan_gp", "gradient_penalty_loss"),
-    properties=Properties(convex=None, smoothness="C1", robust=None, homogeneity=None,
+    properties=Properties(convex=None, smoothness="C0", robust=None, homogeneity=None,
                           units="squared gradient norm", zero_at_perfect=None),
     formula=r"\lambda\,(\|\nabla_{\hat x} D(\hat x)\|_2 - 1)^2,\ \hat x = \epsilon x + (1-\epsilon)\tilde x",
     references=("Gulrajani et al. 2017 (Improved Training of Wasserstein GANs)",),
@@ -621,8 +620,9 @@ def gradient_penalty(
     The input gradient is taken with ``create_graph=True``, so backpropagating the penalty
     trains the critic (and reaches ``real``/``fake`` if they require grad). The norm is over all
     but the first dimension; the critic must score each sample independently (no batch norm, as
-    the paper says) and return ``(N,)`` or ``(N, 1)`` scores. The norm's gradient at a zero
-    input gradient is 0 (not NaN).
+    the paper says) and return ``(N,)`` or ``(N, 1)`` scores. With ``center > 0`` the penalty
+    has a kink where the critic's input gradient vanishes (it is only C0 there); the norm's
+    gradient at that point is taken as 0 (not NaN).
 
     Args:
         critic: the critic/discriminator, any callable ``(N, *) → (N,)`` or ``(N, 1)``.
