@@ -257,6 +257,16 @@ def test_batch_all_matches_loop_reference(distance, average):
         assert abs(float(per_anchor[a]) - want_a) < 1e-10
 
 
+@pytest.mark.parametrize("fn", [LF.batch_all_triplet_loss, LF.semi_hard_triplet_loss])
+def test_float32_distances_survive_a_large_common_offset(fn):
+    """Distances from the Gram matrix lose precision when embeddings sit far from the origin
+    (|x|² ≫ d²); the rows are centred first, so a common offset of 1000 changes nothing."""
+    x, labels = _batch(b=12, d=8)
+    want = fn(x, labels, margin=0.5)
+    got = fn((x + 1000.0).float(), labels, margin=0.5)
+    assert abs(float(got) - float(want)) < 1e-4 * float(want)
+
+
 def test_batch_all_ties_at_the_hinge_are_inactive():
     """A triplet exactly at the margin (d_an = d_ap + m) has loss 0 and is not counted active."""
     x = torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64)

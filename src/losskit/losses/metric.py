@@ -117,14 +117,17 @@ def _labels(labels: Tensor, batch: int) -> Tensor:
 def distance_matrix(x: Tensor, distance: str = "euclidean") -> Tensor:
     """The ``(B, B)`` matrix of distances between the rows of ``x``.
 
-    ``"euclidean"``: :math:`\\|x_i - x_j\\|_2` from the Gram matrix (O(B²) memory, never
-    ``B×B×D``), with an exact 0 on the diagonal and a zero (finite) gradient at distance 0;
+    ``"euclidean"``: :math:`\\|x_i - x_j\\|_2` from the Gram matrix of the centred rows (O(B²)
+    memory, never ``B×B×D``), with an exact 0 on the diagonal and a zero (finite) gradient at distance 0;
     ``"squared"``: :math:`\\|x_i - x_j\\|_2^2`; ``"cosine"``: :math:`1 - \\cos(x_i, x_j)`.
     """
     check_option("distance", distance, DISTANCES)
     if distance == "cosine":
         xn = F.normalize(x, dim=1)
         return 1.0 - xn @ xn.T
+    # Distances do not change under translation; centring first shrinks |x|² and with it the
+    # cancellation error of |x_i|² + |x_j|² - 2 x_i·x_j (embeddings far from the origin).
+    x = x - x.mean(0, keepdim=True)
     sq_norm = x.square().sum(1)
     sq = (sq_norm[:, None] + sq_norm[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
     eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
