@@ -262,6 +262,17 @@ def test_gradient_penalty_finite_when_the_critic_is_flat() -> None:
     assert torch.isfinite(gw).all() and (gr is None or torch.isfinite(gr).all())
 
 
+def test_penalties_evaluate_under_no_grad() -> None:
+    critic = _Critic()
+    x, y = torch.randn(3, 2, 3, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64)
+    eps = torch.full((3,), 0.5, dtype=torch.float64)
+    want_gp = LF.gradient_penalty(critic, x, y, eps=eps).detach()
+    want_r1 = LF.r1_penalty(critic, x).detach()
+    with torch.no_grad():
+        torch.testing.assert_close(LF.gradient_penalty(critic, x, y, eps=eps), want_gp, **TOL)
+        torch.testing.assert_close(LF.r1_penalty(critic, x), want_r1, **TOL)
+
+
 def test_gradient_penalty_bad_inputs() -> None:
     critic = _Critic()
     x = torch.zeros(2, 2, 3, dtype=torch.float64)

@@ -672,10 +672,11 @@ def gradient_penalty(
                                  f"{shape_str(eps)}. Fix: pass eps.reshape({n}).")
         eps = eps.to(real.dtype)
     eps = eps.reshape((n,) + (1,) * (real.ndim - 1))
-    x_hat = eps * real + (1.0 - eps) * fake
-    if not x_hat.requires_grad:
-        x_hat = x_hat.detach().requires_grad_(True)
-    penalty = weight * (_safe_norm(_input_grad(critic(x_hat), x_hat)) - center).square()
+    with torch.enable_grad():  # the penalty needs a graph even when called under no_grad
+        x_hat = eps * real + (1.0 - eps) * fake
+        if not x_hat.requires_grad:
+            x_hat = x_hat.detach().requires_grad_(True)
+        penalty = weight * (_safe_norm(_input_grad(critic(x_hat), x_hat)) - center).square()
     return reduce(penalty, reduction)
 
 
@@ -753,7 +754,8 @@ def r1_penalty(
         (x,) = as_float32(real_inputs)
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
-        logits = real_logits(x)
+        with torch.enable_grad():
+            logits = real_logits(x)
     else:
         check_floating("real_logits", real_logits)
         x, logits = real_inputs, real_logits
@@ -769,7 +771,8 @@ def r1_penalty(
                 "batch dimension N. Fix: score each real sample once."
             )
     try:
-        grad = _input_grad(logits, x)
+        with torch.enable_grad():
+            grad = _input_grad(logits, x)
     except RuntimeError as e:
         raise LossInputError(
             f"real_logits do not depend on real_inputs ({e}). Fix: compute real_logits = "
