@@ -105,6 +105,14 @@ def test_generalized_dice_matches_reference(w_type: str, batch: bool) -> None:
     assert torch.isfinite(g1).all()
 
 
+def test_probabilities_and_soft_targets_match_reference() -> None:
+    g = torch.Generator().manual_seed(2)
+    p = torch.softmax(torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64), 1)
+    soft = torch.softmax(torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64), 1)
+    _compare(LF.dice_loss, ref.dice, p, soft, dict(mode="multiclass", from_logits=False, reduction="none"),
+             dict(mode="multiclass", from_logits=False))
+
+
 def test_generalized_dice_no_class_present_is_finite() -> None:
     x = torch.randn(2, 3, 4, requires_grad=True, dtype=torch.float64)
     y = torch.zeros(2, 3, 4, dtype=torch.float64)  # multilabel, nothing present
@@ -345,7 +353,13 @@ def test_monai_sigmoid_ignore_and_dice_ce() -> None:
     m = monai_losses.DiceLoss(sigmoid=True, smooth_nr=0.1, smooth_dr=0.2)(x, y)
     torch.testing.assert_close(LF.dice_loss(x, y, mode="multilabel", smooth_nr=0.1, smooth_dr=0.2), m,
                                **PEER)
+    xm, ym = _f32(*_inputs("multiclass", seed=13, ignore=255))
+    m = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, ignore_index=255)(xm, ym.unsqueeze(1))
+    torch.testing.assert_close(LF.dice_loss(xm, ym, mode="multiclass", ignore_index=255), m, **PEER)
+    w = torch.tensor([0.5, 1.0, 2.0])
     xm, ym = _f32(*_inputs("multiclass", seed=13))
+    m = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, weight=w)(xm, ym.unsqueeze(1))
+    torch.testing.assert_close(LF.dice_loss(xm, ym, mode="multiclass", class_weight=w), m, **PEER)
     m = monai_losses.DiceCELoss(softmax=True, to_onehot_y=True, lambda_dice=0.4,
                                 lambda_ce=0.6)(xm, ym.unsqueeze(1))
     torch.testing.assert_close(LF.dice_ce_loss(xm, ym, mode="multiclass", lambda_dice=0.4, lambda_ce=0.6), m,

@@ -147,7 +147,7 @@ _COMMON = dict(family="boxes", tasks=_TASKS, input_kind="boxes", target_kind="bo
 
 
 def _props(smooth: str = "C0") -> Properties:
-    return Properties(convex=False, smoothness=smooth, robust="bounded_influence",  # type: ignore[arg-type]
+    return Properties(convex=False, smoothness=smooth, robust=None,  # type: ignore[arg-type]
                       homogeneity=0, units="dimensionless, in [0, 2] (IoU, GIoU) or [0, 3)",
                       symmetric=None, zero_at_perfect=True)
 

@@ -536,8 +536,7 @@ class TverskyLoss(LossModule):
 
 @register(
     "focal_tversky", **_COMMON, aliases=("focal_tversky_loss",),
-    properties=Properties(convex=False, smoothness="C1", robust=None, homogeneity=None,
-                          units="dimensionless, in [0, 1]", zero_at_perfect=False),
+    properties=_props(),
     formula=r"\Big(1 - \frac{I + s_{nr}}{I + \alpha\,FP + \beta\,FN + s_{dr}}\Big)^{1/\gamma}",
     references=("Abraham & Khan, ISBI 2019",),
     peers={"smp": "segmentation_models_pytorch.losses.TverskyLoss(gamma=1/γ)"},
