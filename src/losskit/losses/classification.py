@@ -15,6 +15,7 @@ multi-margin; a broadcast element weight for the binary losses).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -221,8 +222,8 @@ def _reduce_ratio(
 
 def _finite(logp: Tensor) -> Tensor:
     # a class with a −inf logit is outside the support: its term is dropped (0·log 0 = 0), in
-    # the forward value and in the gradient (where() sends no gradient to the dropped branch).
-    return torch.where(torch.isfinite(logp), logp, logp.new_zeros(()))
+    # the forward value and in the gradient (nan_to_num passes no gradient to replaced entries).
+    return torch.nan_to_num(logp, nan=float("nan"), neginf=0.0)
 
 
 def _hard_ce(
@@ -275,6 +276,15 @@ def _prob_target(input: Tensor, target: Tensor) -> Tensor:
     if is_debug():
         check_probabilities(target, "target")
     return target.to(input.dtype)
+
+
+def _bce_logits(x: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
+    """Elementwise BCE of logits with PyTorch's stable kernel, on logits clamped to ±sqrt(max):
+    a logit of ±inf whose target weight is 0 then costs exactly 0 with a zero gradient instead
+    of NaN (0·inf); with a positive target weight it costs about 1.8e19 (float32), not inf."""
+    bound = math.sqrt(torch.finfo(x.dtype).max)
+    return F.binary_cross_entropy_with_logits(x.clamp(-bound, bound), target,
+                                              pos_weight=pos_weight, reduction="none")
 
 
 def _logits_input(input: Tensor) -> Tensor:
@@ -389,6 +399,12 @@ def cross_entropy(
     weight = _class_vector("weight", weight, input.shape[dim], input)
     unbatched = input.ndim == 1
     if target.is_floating_point():
+        if ignore_index != -100:
+            raise LossInputError(
+                f"ignore_index={ignore_index} was given with a probability target (float, the "
+                "input's shape); it only applies to class indices. Fix: pass integer class "
+                "indices, or drop ignore_index and use mask= for positions to skip."
+            )
         t = _prob_target(input, target)
         t = _to_channels_first(t, dim)
         loss = _restore(_soft_ce(x, t, weight, label_smoothing), unbatched)
@@ -727,8 +743,8 @@ def binary_cross_entropy_with_logits(
     normalizer: float | Tensor | None = None,
     empty: str = "zero",
 ) -> Tensor:
-    r"""Binary cross-entropy of logits, computed with log-sigmoid (finite at logits of ±1e4);
-    drop-in for ``torch.nn.functional.binary_cross_entropy_with_logits``.
+    r"""Binary cross-entropy of logits, computed stably (no exp overflow: finite at logits of
+    ±1e4); drop-in for ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     .. math:: \ell = -w\,[\,\mathrm{pw}\; t \log\sigma(x) + (1 - t) \log\sigma(-x)\,]
 
@@ -737,7 +753,9 @@ def binary_cross_entropy_with_logits(
     negatives_c / positives_c`` balances class c. A pos_weight whose length is not the number of
     classes raises instead of broadcasting against another dimension. ``weight`` is PyTorch's
     broadcast element weight (``"mean"`` still divides by the element count);
-    ``sample_weight`` gives the weighted mean Σ s·ℓ / Σ s.
+    ``sample_weight`` gives the weighted mean Σ s·ℓ / Σ s. PyTorch's fused kernel computes it
+    (``(1-t)·x + (1 + (pw-1)·t)·log(1 + e^{-x})`` in its overflow-free form) on logits clamped to
+    ±sqrt(max float), so a −inf logit with target 0 costs 0 with a zero gradient (PyTorch: NaN).
 
     Args:
         input: logits, any shape (multi-label: ``(N, C)`` or ``(N, C, *)`` with ``class_dim=1``).
@@ -770,10 +788,7 @@ def binary_cross_entropy_with_logits(
     target = target.to(input.dtype)
     weight = _element_weight(weight, input)
     pw = _pos_weight(pos_weight, input, class_dim)
-    log_p = F.logsigmoid(input)
-    log_not_p = log_p - input  # log σ(-x) = log σ(x) - x, exact and finite for finite x
-    pos = target * log_p if pw is None else pw * target * log_p
-    loss = -(pos + (1.0 - target) * log_not_p)
+    loss = _bce_logits(input, target, pw)
     if weight is not None:
         loss = loss * weight
     return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
@@ -826,10 +841,10 @@ def sigmoid_focal_loss(
     ``alpha`` weights the positives (``None`` disables the weighting; torchvision's ``alpha=-1``
     does the same here). Note torchvision's default ``reduction`` is ``"none"``; ours is
     ``"mean"`` (over all elements), and detection normalises by the number of positives:
-    ``reduction="sum", normalizer=num_pos``. Computed in log space, ``(1-p_t)^γ =
-    exp(γ log(1-p_t))`` with ``log(1-p_t)`` from log-sigmoids, so saturated logits (±1e4) and
-    any γ ≥ 0 give finite values and gradients; γ = 0 gives exactly
-    :func:`binary_cross_entropy_with_logits`.
+    ``reduction="sum", normalizer=num_pos``. The BCE term comes from log-sigmoids and
+    ``1 - p_t = t·σ(-x) + (1-t)·σ(x)`` is a sum of non-negative terms, so saturated logits
+    (±1e4) and any γ ≥ 0 give finite values and gradients; γ = 0 gives exactly
+    :func:`binary_cross_entropy_with_logits` (no 0**0).
 
     Args:
         input: logits, any shape.
@@ -870,19 +885,14 @@ def sigmoid_focal_loss(
         check_probabilities(target, "target")
     (target,) = as_float32(target)
     target = target.to(input.dtype)
-    log_p = F.logsigmoid(input)
-    log_not_p = log_p - input
-    loss = -(target * log_p + (1.0 - target) * log_not_p)
+    loss = _bce_logits(input, target)
     if gamma != 0:
-        # log(1 - p_t) = log(t·σ(-x) + (1-t)·σ(x)), a log-sum-exp of two terms. log 0 is clamped
-        # to the lowest finite value so a t = 0 or 1 term drops out with a zero gradient; the
-        # max-shift is written out because torch.logaddexp's double backward is NaN there.
-        lowest = torch.finfo(target.dtype).min
-        a = torch.log(target).clamp_min(lowest) + log_not_p
-        b = torch.log1p(-target).clamp_min(lowest) + log_p
-        m = torch.maximum(a, b)
-        log_one_minus_pt = m + torch.log(torch.exp(a - m) + torch.exp(b - m))
-        loss = loss * torch.exp(gamma * log_one_minus_pt)
+        # 1 - p_t = t·σ(-x) + (1-t)·σ(x): a sum of non-negative terms, so no cancellation (unlike
+        # 1 - p_t written out). The clamp at the smallest normal number keeps the gradient of
+        # q^γ finite where q underflows to 0 (saturated logits, γ < 1); the value there is
+        # tiny^γ·BCE with BCE ≈ 0.
+        q = target * torch.sigmoid(-input) + (1.0 - target) * torch.sigmoid(input)
+        loss = loss * q.clamp_min(torch.finfo(q.dtype).tiny) ** gamma
     if alpha is not None and alpha >= 0:
         loss = (alpha * target + (1.0 - alpha) * (1.0 - target)) * loss
     return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
@@ -1278,8 +1288,9 @@ def multiclass_hinge_loss(
 ) -> Tensor:
     r"""Crammer–Singer multiclass hinge, :math:`\max(0, 1 + \max_{j\ne y} x_j - x_y)`.
 
-    Computed as :math:`\max_j (x_j + 1 - t_j) - \sum_j t_j x_j` with ``t`` the one-hot target (as
-    optax); a float ``target`` of the input's shape is taken as that one-hot matrix. Keras's
+    Equal to optax's :math:`\max_j (x_j + 1 - t_j) - \sum_j t_j x_j` (``t`` one-hot), computed
+    with the true class taken out of the max so that infinite scores stay finite; a float
+    ``target`` of the input's shape is taken as that one-hot matrix. Keras's
     ``CategoricalHinge`` takes ``max_j (1 - t_j) x_j``, which includes a 0 for the true class:
     it equals this loss whenever some wrong-class score is ≥ 0 (e.g. for probabilities) and is
     larger when all wrong-class scores are negative.
@@ -1319,7 +1330,11 @@ def multiclass_hinge_loss(
         t = _index_target(input, target, dim, None)
         classes = torch.arange(x.shape[1], device=x.device).reshape((1, -1) + (1,) * (x.ndim - 2))
         onehot = (t.unsqueeze(1) == classes).to(x.dtype)
-    loss = (x + 1.0 - onehot).amax(1) - (onehot * x).sum(1)
+    # where, not products: 0·(±inf) at an infinite score would be NaN
+    is_true = onehot != 0
+    true_score = torch.where(is_true, onehot * x, x.new_zeros(())).sum(1)
+    best_other = torch.where(is_true, torch.finfo(x.dtype).min, x).amax(1)
+    loss = torch.relu(1.0 + best_other - true_score)
     return reduce(_restore(loss, input.ndim == 1), reduction, sample_weight=sample_weight,
                   mask=mask, normalizer=normalizer, empty=empty)
 
@@ -1627,10 +1642,11 @@ def multilabel_margin_loss(
     listed = torch.cumprod((t >= 0).to(torch.int64), 1).bool()  # entries before the first -1
     classes = torch.arange(num_classes, device=x.device)
     hits = ((t.unsqueeze(-1) == classes) & listed.unsqueeze(-1)).sum(1)  # (N, C) label counts
-    pos = hits.to(x.dtype)
-    neg = (hits == 0).to(x.dtype)
     pair = torch.relu(1.0 - x.unsqueeze(2) + x.unsqueeze(1))  # [n, j, k] = max(0, 1 - x_j + x_k)
-    loss = (pos.unsqueeze(2) * neg.unsqueeze(1) * pair).sum((1, 2)) / num_classes
+    counted = (hits > 0).unsqueeze(2) & (hits == 0).unsqueeze(1)  # j a label, k not
+    # where, not a product: a pair built from a -inf score is inf and must not give 0·inf
+    pair = torch.where(counted, hits.to(x.dtype).unsqueeze(2) * pair, x.new_zeros(()))
+    loss = pair.sum((1, 2)) / num_classes
     return reduce(_restore(loss, unbatched), reduction, sample_weight=sample_weight, mask=mask,
                   normalizer=normalizer, empty=empty)
 
