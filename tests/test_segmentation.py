@@ -303,6 +303,20 @@ def test_dice_focal_is_the_sum_of_its_parts_and_focal_matches_reference() -> Non
     assert torch.isfinite(xs.grad).all()
 
 
+def test_sigmoid_focal_part_matches_reference_and_monai() -> None:
+    x, y = _inputs("multilabel", seed=17)
+    v, g = _value_and_grad(LF.dice_focal_loss, x, y, mode="multilabel", lambda_dice=0.0,
+                           focal_kwargs={"gamma": 2.0, "alpha": 0.25})
+    rv, rg = _value_and_grad(ref.sigmoid_focal, x, y, 2.0, 0.25)
+    torch.testing.assert_close(v, rv, **TOL)
+    torch.testing.assert_close(g, rg, **TOL)
+    monai_losses = pytest.importorskip("monai.losses")
+    xf, yf = _f32(x, y)
+    m = monai_losses.DiceFocalLoss(sigmoid=True, lambda_dice=0.3, lambda_focal=0.7)(xf, yf)
+    ours = LF.dice_focal_loss(xf, yf, mode="multilabel", lambda_dice=0.3, lambda_focal=0.7)
+    torch.testing.assert_close(ours, m, **PEER)
+
+
 def test_compound_unknown_keys_raise() -> None:
     x, y = _inputs("multiclass")
     with pytest.raises(LossInputError, match="smooth"):

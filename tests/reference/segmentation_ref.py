@@ -259,3 +259,16 @@ def softmax_focal(x: Tensor, y: Tensor, gamma: float, alpha: Tensor | None = Non
             a = 1.0 if alpha is None else alpha[k]
             terms.append(-a * (1 - pt) ** gamma * logp[k, s])
     return torch.stack(terms).mean()
+
+
+def sigmoid_focal(x: Tensor, y: Tensor, gamma: float, alpha: float | None = None) -> Tensor:
+    """Lin et al. Eq. 5 for the sigmoid (torchvision's sigmoid_focal_loss), averaged over elements."""
+    x, y = x.double().reshape(-1), y.double().reshape(-1)
+    terms = []
+    for xi, yi in zip(x, y):
+        p = torch.sigmoid(xi)
+        pt = p if yi == 1 else 1 - p
+        ce = -(yi * torch.log(p) + (1 - yi) * torch.log(1 - p))
+        a = 1.0 if alpha is None else (alpha if yi == 1 else 1 - alpha)
+        terms.append(a * (1 - pt) ** gamma * ce)
+    return torch.stack(terms).mean()
