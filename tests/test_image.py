@@ -51,6 +51,23 @@ def test_total_variation_against_kornia() -> None:
     want = kornia.losses.total_variation(x).sum(-1)   # kornia keeps (N, C); channels added here
     torch.testing.assert_close(LF.total_variation_loss(x, reduction="none"), want, **PEER)
     torch.testing.assert_close(TotalVariationLoss(reduction="sum")(x), want.sum(), **PEER)
+    mean_conv = kornia.losses.total_variation(x, reduction="mean").sum(-1)
+    torch.testing.assert_close(LF.total_variation_loss(x, spatial_mean=True, reduction="none"),
+                               mean_conv, **PEER)
+
+
+def test_total_variation_spatial_mean_divides_by_the_difference_counts() -> None:
+    x = torch.randn(2, 3, 4, 6, generator=_gen(3), dtype=torch.float64)
+    for kind in ("anisotropic", "squared", "isotropic"):
+        got = LF.total_variation_loss(x, kind=kind, spatial_mean=True, reduction="none")
+        if kind == "isotropic":
+            want = ref.total_variation(x, kind) / (3 * 5)
+        else:
+            p = 1 if kind == "anisotropic" else 2
+            dy = (x[..., 1:, :] - x[..., :-1, :]).abs() ** p
+            dx = (x[..., :, 1:] - x[..., :, :-1]).abs() ** p
+            want = dy.sum((1, 2, 3)) / (3 * 6) + dx.sum((1, 2, 3)) / (4 * 5)
+        torch.testing.assert_close(got, want, **TOL)
 
 
 def test_isotropic_total_variation_has_zero_gradient_on_flat_images() -> None:

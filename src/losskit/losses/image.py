@@ -96,6 +96,7 @@ def total_variation_loss(
     input: Tensor,
     *,
     kind: str = "anisotropic",
+    spatial_mean: bool = False,
     reduction: str = "mean",
     sample_weight: Tensor | None = None,
     mask: Tensor | None = None,
@@ -112,11 +113,14 @@ def total_variation_loss(
 
     ``reduction`` acts over images: ``"none"`` gives ``(N,)`` and equals
     ``kornia.losses.total_variation(x).sum(-1)`` for ``"anisotropic"``. TV is not resolution
-    invariant; divide by ``H·W`` (``normalizer=``) to compare sizes.
+    invariant: ``spatial_mean=True`` averages each direction's term over its own number of
+    differences, :math:`(H-1)W` and :math:`H(W-1)` (kornia's ``reduction="mean"``; the
+    isotropic term over :math:`(H-1)(W-1)`), before adding channels.
 
     Args:
         input: images ``(N, C, H, W)``.
         kind: ``"anisotropic"`` | ``"squared"`` | ``"isotropic"``.
+        spatial_mean: average over pixel differences instead of summing (per direction).
         $reduction
         $sample_weight
         $mask
@@ -145,12 +149,17 @@ def total_variation_loss(
     dy = x[..., 1:, :] - x[..., :-1, :]
     dx = x[..., :, 1:] - x[..., :, :-1]
     if kind == "anisotropic":
-        per = dy.abs().flatten(1).sum(1) + dx.abs().flatten(1).sum(1)
+        terms = [dy.abs(), dx.abs()]
     elif kind == "squared":
-        per = dy.square().flatten(1).sum(1) + dx.square().flatten(1).sum(1)
+        terms = [dy.square(), dx.square()]
     else:
-        grid = dy[..., :, :-1].square() + dx[..., :-1, :].square()
-        per = _safe_sqrt(grid).flatten(1).sum(1)
+        terms = [_safe_sqrt(dy[..., :, :-1].square() + dx[..., :-1, :].square())]
+    per = x.new_zeros(x.shape[0])
+    for t in terms:
+        # (N, C, h, w) -> per image; with spatial_mean, divided by h·w (an empty axis adds 0)
+        size = t.shape[-2] * t.shape[-1]
+        total = t.flatten(1).sum(1)
+        per = per + (total / size if spatial_mean and size > 0 else total)
     return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
                   empty=empty)
 
