@@ -158,6 +158,24 @@ def test_no_silent_broadcasting_of_pairs():
         LF.contrastive_loss(torch.randn(5, 3), torch.randn(5, 3), torch.ones(5, 1))
 
 
+def test_micro_batches_with_global_normalizer_equal_the_full_batch():
+    """PITFALLS 1: per-sample losses split into micro-batches with reduction="sum" and the
+    global count as normalizer add up to the full-batch mean."""
+    a, p, n = _triplets(n=8)
+    x, labels, w = _centres()
+    y = (torch.arange(8) % 2).double()
+    cases = [
+        (lambda s: LF.triplet_margin_loss(a[s], p[s], n[s], reduction="sum", normalizer=8),
+         LF.triplet_margin_loss(a, p, n)),
+        (lambda s: LF.contrastive_loss(a[s], p[s], y[s], reduction="sum", normalizer=8),
+         LF.contrastive_loss(a, p, y)),
+        (lambda s: LF.arcface_loss(x[s], labels[s], w, scale=8.0, reduction="sum", normalizer=9),
+         LF.arcface_loss(x, labels, w, scale=8.0)),
+    ]
+    for part, full in cases:
+        _close(part(slice(0, 3)) + part(slice(3, None)), full)
+
+
 def test_triplet_with_distance_requires_positive_margin_like_torch():
     a, p, n = _triplets()
     with pytest.raises(LossInputError, match="margin"):
