@@ -78,6 +78,9 @@ def test_compiled_recursion_equals_eager_kernel() -> None:
     fn = torch.compile(ctc_loss, backend="eager", fullgraph=True, dynamic=False)
     torch.testing.assert_close(fn(lp, tg, il_t, tl_t, reduction="none"),
                                ctc_loss(lp, tg, il_t, tl_t, reduction="none"), rtol=1e-12, atol=0)
+    # lengths as Python ints are validated without reading a tensor, so they trace too
+    torch.testing.assert_close(fn(lp, tg, il, tl, reduction="none"),
+                               ctc_loss(lp, tg, il, tl, reduction="none"), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])

@@ -68,24 +68,33 @@ def _as_lengths(name: str, value: Tensor | Sequence[int], n: int, device: torch.
     return value.to(device=device, dtype=torch.long)
 
 
-def _validate_values(in_len: Tensor, tgt_len: Tensor, targets: Tensor, padded: bool, t_max: int,
-                     s_max: int, num_classes: int, blank: int, layout: str) -> None:
-    """Checks that read the lengths and labels (debug mode, or lengths given as Python ints)."""
-    if bool((in_len < 0).any()) or bool((in_len > t_max).any()):
+def _python_ints(given: Tensor | Sequence[int], as_tensor: Tensor, debug: bool) -> list[int] | None:
+    if not isinstance(given, Tensor):
+        return [int(v) for v in given]
+    return as_tensor.tolist() if debug else None
+
+
+def _validate_values(in_len: list[int] | None, tgt_len: list[int] | None, n_targets: int,
+                     padded: bool, t_max: int, s_max: int, layout: str) -> None:
+    """Checks of the length values, on Python ints (lengths given as ints, or read from the
+    tensors in debug mode); ``None`` skips one."""
+    if in_len is not None and any(v < 0 or v > t_max for v in in_len):
         raise LossInputError(
             f"input_lengths must lie in [0, T={t_max}] (log_probs is {layout}), got "
-            f"{in_len.tolist()}. Fix: pass the number of valid frames of each sequence."
+            f"{in_len}. Fix: pass the number of valid frames of each sequence."
         )
+    if tgt_len is None:
+        return
     limit = f"S={s_max} (targets is (N, S) padded)" if padded else "the total of targets"
-    if bool((tgt_len < 0).any()) or bool((tgt_len > s_max).any()):
+    if any(v < 0 or v > s_max for v in tgt_len):
         raise LossInputError(
-            f"target_lengths must lie in [0, {limit}], got {tgt_len.tolist()}. "
+            f"target_lengths must lie in [0, {limit}], got {tgt_len}. "
             "Fix: pass the number of labels of each target sequence."
         )
-    if not padded and int(tgt_len.sum()) != targets.numel():
+    if not padded and sum(tgt_len) != n_targets:
         raise LossInputError(
-            f"targets is 1-D (concatenated) with {targets.numel()} labels but target_lengths sums "
-            f"to {int(tgt_len.sum())}. Fix: concatenate exactly the target sequences, or pass "
+            f"targets is 1-D (concatenated) with {n_targets} labels but target_lengths sums "
+            f"to {sum(tgt_len)}. Fix: concatenate exactly the target sequences, or pass "
             "them padded as (N, S)."
         )
 
@@ -260,14 +269,16 @@ def ctc_loss(
             f"targets has shape {shape_str(targets)}; expected ({n}, S) padded or (ΣS,) "
             f"concatenated, for log_probs {shape_str(log_probs)} = {layout}."
         )
-    given_ints = not isinstance(input_lengths, Tensor) and not isinstance(target_lengths, Tensor)
     in_len = _as_lengths("input_lengths", input_lengths, n, lp.device, layout)
     tgt_len = _as_lengths("target_lengths", target_lengths, n, lp.device, layout)
     padded = targets.ndim == 2
     targets = targets.to(device=lp.device, dtype=torch.long)
     s_max = targets.shape[1] if padded else targets.numel()
-    if given_ints or is_debug():
-        _validate_values(in_len, tgt_len, targets, padded, t_max, s_max, c, blank, layout)
+    # lengths given as Python ints are checked without reading a tensor; tensors in debug mode
+    debug = is_debug()
+    in_vals = _python_ints(input_lengths, in_len, debug)
+    tgt_vals = _python_ints(target_lengths, tgt_len, debug)
+    _validate_values(in_vals, tgt_vals, targets.numel(), padded, t_max, s_max, layout)
     pos = torch.arange(s_max, device=lp.device)
     if padded:
         labels = targets
