@@ -282,6 +282,17 @@ def test_style_matches_reference_and_module_holds_the_network() -> None:
     assert "criterion='mse'" in repr(p)
 
 
+def test_style_layer_term_is_gatys_e_l_scaled_by_four_over_c_squared() -> None:
+    ident = torch.nn.Sequential(torch.nn.Identity())
+    x = torch.rand(1, 3, 4, 5, generator=_gen(27), dtype=torch.float64)
+    y = torch.rand(1, 3, 4, 5, generator=_gen(28), dtype=torch.float64)
+    n_l, m_l = 3, 20                                      # Gatys: N_l filters, M_l = H·W positions
+    fx, fy = x.reshape(3, 20), y.reshape(3, 20)
+    e_l = ((fx @ fx.T - fy @ fy.T) ** 2).sum() / (4 * n_l ** 2 * m_l ** 2)
+    ours = LF.style_loss(x, y, feature_extractor=ident, layers=["0"])
+    torch.testing.assert_close(ours * n_l ** 2 / 4, e_l, **TOL)
+
+
 def test_feature_losses_cast_half_inputs_to_the_network_dtype() -> None:
     net = _cnn().float()
     x, y = torch.rand(1, 2, 6, 6, generator=_gen(25)), torch.rand(1, 2, 6, 6, generator=_gen(26))
