@@ -825,7 +825,7 @@ class LovaszHingeLoss(LossModule):
 
 @register(
     "lovasz_softmax", **{**_COMMON, "target_kind": "class_index"}, aliases=("lovasz_softmax_loss",),
-    properties=Properties(convex=False, smoothness="C0", robust="bounded_influence",
+    properties=Properties(convex=False, smoothness="C0", robust="redescending",
                           homogeneity=None, units="surrogate of 1 - mIoU", zero_at_perfect=False),
     formula=r"\frac{1}{|\mathcal C|}\sum_{c\in\mathcal C} \overline{\Delta_{J_c}}(|y_c - p_c|)",
     references=("Berman, Rannen Triki, Blaschko, CVPR 2018",),
