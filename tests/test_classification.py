@@ -630,3 +630,25 @@ def test_debug_mode_checks():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LF.cross_entropy(torch.softmax(x, 1), torch.tensor([0, 1, 2, 2]))   # no data reads by default
+
+
+def test_channels_last_equals_channels_first_for_every_class_dim_loss():
+    x = _logits(2, 3, 4, seed=61)                                      # (N, L, C)
+    y = _labels(2, 3, classes=4, seed=62)
+    t = torch.softmax(_logits(2, 3, 4, seed=63), -1)
+    first = x.movedim(-1, 1)
+    a = torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=D)
+    pairs = [
+        (lambda z, **k: LF.softmax_focal_loss(z, y, alpha=a, reduction="none", **k), x),
+        (lambda z, **k: LF.poly1_cross_entropy(z, y, reduction="none", **k), x),
+        (lambda z, **k: LF.multiclass_hinge_loss(z, y, reduction="none", **k), x),
+        (lambda z, **k: LF.nll_loss(torch.log_softmax(z, 1 if not k else -1), y, reduction="none", **k), x),
+        (lambda z, **k: LF.soft_cross_entropy(z, t if k else t.movedim(-1, 1), reduction="none", **k), x),
+    ]
+    for fn, z in pairs:
+        torch.testing.assert_close(fn(z, class_dim=-1), fn(first), **TOL)
+    # per-sample weights (N,) on an (N, L) unreduced loss weight whole samples
+    s = torch.tensor([1.0, 3.0], dtype=D)
+    per = LF.cross_entropy(first, y, reduction="none")
+    torch.testing.assert_close(LF.cross_entropy(first, y, sample_weight=s),
+                               (per * s[:, None]).sum() / (3 * s.sum()), **TOL)
