@@ -159,15 +159,15 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
                 None if row_label is None else row_label[sl], col_label,
                 None if row_id is None else row_id[sl], col_id,
             )
-            g = grad[sl, None]
-            d = torch.exp(logits - lse[sl, None])
+            # in place on our own temporaries: fewer live (chunk × N) buffers
+            d = logits.sub_(lse[sl, None]).exp_()
             if positive is not None:
-                d = d - positive.to(d.dtype) / count[sl, None].clamp_min(1.0)
-            d = g * d
+                d.sub_(positive.to(d.dtype).div_(count[sl, None].clamp_min(1.0)))
+            d.mul_(grad[sl, None])
             if de is not None and extra is not None:
                 de[sl] = grad[sl] * (torch.exp(extra[sl] - lse[sl]) - 1.0)
             dq[sl] = scale * (d @ k)
-            dk = dk + scale * (d.T @ q[sl])
+            dk.add_(scale * (d.T @ q[sl]))
             if ctx.needs_input_grad[2]:
                 ds = ds + (d * (q[sl] @ k.T)).sum()
         if ctx.rows_are_keys:
