@@ -288,9 +288,9 @@ def probe_smoothness(f: Callable[[Tensor], Tensor], center: Tensor, domain: str,
     sign = torch.where(torch.rand(center.shape, generator=gen) > 0.5, 1.0, -1.0).double()
     d = sign * (0.5 + torch.rand(center.shape, generator=gen, dtype=torch.float64))
     ev, fast = _slice_derivatives(f, center, d, domain)
-    points, levels = (129, 4) if fast else (3, 20)
+    points, levels = (257, 3) if fast else (3, 20)
     if light:
-        points, levels = (65, 5) if fast else (3, 12)
+        points, levels = (129, 3) if fast else (3, 12)
     width = 3.0 if domain == "real" else 1.5
     ts = torch.linspace(-width, width, 17 if light else 49, dtype=torch.float64) + 0.0123
     zero = tuple(int(i) for i in torch.nonzero((ts[:-1] <= 0) & (ts[1:] > 0)).flatten())
