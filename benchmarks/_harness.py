@@ -121,7 +121,9 @@ def peak_rss_mib(code: str) -> float:
     that only imports torch: a coarse but honest CPU peak-memory figure."""
 
     def run(src: str) -> float:
-        prog = src + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # VmHWM of the child itself (ru_maxrss can carry over a large parent's peak across exec)
+        prog = src + ("\nprint([l.split()[1] for l in open('/proc/self/status') "
+                      "if l.startswith('VmHWM')][0])")
         out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1]) / 1024
 
