@@ -20,17 +20,10 @@ _BOUNDED = ("the loss is bounded, so its gradient on one coordinate decays to 0 
 #: Declarations the probes contradict, reported to the family owners with the evidence; the test
 #: xfails on exactly these (any other disagreement fails).
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {
-    ("lovasz_softmax", "robust"): _BOUNDED,
-    ("ciou", "robust"): _BOUNDED,
-    ("diou", "robust"): _BOUNDED,
-    ("eiou", "robust"): _BOUNDED,
     ("cosine_distance", "robust"): _BOUNDED,
     ("cosine_similarity", "robust"): _BOUNDED,
     ("mmd", "robust"): _BOUNDED,
     ("js_divergence", "robust"): _BOUNDED,
-    ("elbo", "robust"): (
-        "the probe moves the reconstruction logits (the first input): with the default BCE "
-        "reconstruction its gradient is bounded; 'none' holds for mu (the KL term), not the input"),
     ("js_divergence", "symmetric"): (
         "Properties.symmetric means loss(y + r) == loss(y - r); JS is symmetric in swapping its "
         "arguments, which is a different property"),
