@@ -15,19 +15,9 @@ from losskit._core.samples import regression_sample
 
 SPECS = losskit.catalog()
 
-_BOUNDED = ("the loss is bounded, so its gradient on one coordinate decays to 0 as that coordinate "
-            "grows (measured: influence 1e4 / influence 1 < 0.05): redescending, not bounded")
 #: Declarations the probes contradict, reported to the family owners with the evidence; the test
 #: xfails on exactly these (any other disagreement fails).
-KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {
-    ("cosine_distance", "robust"): _BOUNDED,
-    ("cosine_similarity", "robust"): _BOUNDED,
-    ("mmd", "robust"): _BOUNDED,
-    ("js_divergence", "robust"): _BOUNDED,
-    ("js_divergence", "symmetric"): (
-        "Properties.symmetric means loss(y + r) == loss(y - r); JS is symmetric in swapping its "
-        "arguments, which is a different property"),
-}
+KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {}
 
 
 def _probe(spec: LossSpec) -> P.ProbeRow:

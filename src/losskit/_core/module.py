@@ -74,6 +74,28 @@ class LossModule(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         return type(self).fn(*args, **{**self.options, **kwargs})
 
+    # Composition: 0.5 * DiceLoss(mode="binary") + 0.5 * BCEWithLogitsLoss() is a Compose.
+    def __mul__(self, weight: object) -> Any:
+        from losskit.compose import weighted
+
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            return NotImplemented
+        return weighted(weight, self)
+
+    __rmul__ = __mul__
+
+    def __add__(self, other: object) -> Any:
+        from losskit.compose import weighted
+
+        return weighted(1.0, self) + other
+
+    def __radd__(self, other: object) -> Any:
+        from losskit.compose import Compose, weighted
+
+        if isinstance(other, (int, float)) and other == 0:  # sum([...]) starts from 0
+            return weighted(1.0, self)
+        return Compose._lift(other) + weighted(1.0, self)
+
     def extra_repr(self) -> str:
         parts = []
         defaults = {n: p.default for n, p in inspect.signature(type(self)).parameters.items()}
