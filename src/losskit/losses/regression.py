@@ -1286,8 +1286,9 @@ def gaussian_nll_loss(
 
 class _GaussianNLL(torch.autograd.Function):
     """½(log v + r²/v) with v = max(var, eps); saves only its inputs. The clamp passes the
-    gradient straight through, as PyTorch's clamp under no_grad does. The backward is written
-    in differentiable ops, so double backward works."""
+    gradient straight through, as PyTorch's clamp under no_grad does. Temporaries are updated
+    in place; under ``create_graph`` the backward uses out-of-place ops, so double backward
+    works."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, input: Tensor, target: Tensor,
@@ -1295,16 +1296,21 @@ class _GaussianNLL(torch.autograd.Function):
         ctx.save_for_backward(input, target, var)
         ctx.eps = eps  # type: ignore[attr-defined]
         v = var.clamp_min(eps)
-        return 0.5 * (torch.log(v) + (input - target).square() / v)
+        quad = (input - target).square_().div_(v)
+        return v.log_().add_(quad).mul_(0.5)
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx,
                  grad: Tensor) -> tuple[Tensor | None, ...]:
         input, target, var = ctx.saved_tensors  # type: ignore[attr-defined]
         v = var.clamp_min(ctx.eps)  # type: ignore[attr-defined]
-        z = (input - target) / v
-        grad_input = grad * z
-        grad_var = 0.5 * grad * (1.0 / v - z.square())
+        if torch.is_grad_enabled():  # create_graph: keep every op differentiable
+            z = (input - target) / v
+            grad_input = grad * z
+            return grad_input, -grad_input, 0.5 * grad * (1.0 / v - z.square()), None
+        z = (input - target).div_(v)
+        grad_var = v.reciprocal_().sub_(z.square()).mul_(0.5 * grad)
+        grad_input = z.mul_(grad)
         return grad_input, -grad_input, grad_var, None
 
 
