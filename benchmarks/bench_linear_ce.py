@@ -29,7 +29,7 @@ VARIANTS = {
 }
 
 
-def main() -> None:
+def main(repeats: int = 3) -> None:
     g = torch.Generator().manual_seed(0)
     h = torch.randn(N, D, generator=g) * 0.05
     w = torch.randn(V, D, generator=g) * 0.05
@@ -38,7 +38,7 @@ def main() -> None:
         "losskit linear_cross_entropy": lambda h, w: LF.linear_cross_entropy(h, w, y),
         "materialised F.cross_entropy(h @ W.T)": lambda h, w: F.cross_entropy(h @ w.T, y),
     }
-    rows = compare(f"N={N} D={D} V={V} fp32", candidates, [h, w], grad=(0, 1), repeats=3, warmup=1)
+    rows = compare(f"N={N} D={D} V={V} fp32", candidates, [h, w], grad=(0, 1), repeats=repeats, warmup=1)
     print(machine())
     print(format_rows(rows))
     inputs_and_grads = 2 * (N * D + V * D) * 4 / 2**20
@@ -53,4 +53,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    main(parser.parse_args().repeats)
