@@ -213,10 +213,40 @@ def _dense_stats(p: Tensor, y: Tensor, valid: Tensor | None, squared: bool
     return inter, p.sum(-1), y.sum(-1)
 
 
+class _IndexRegionSums(torch.autograd.Function):
+    """Intersection I[n, c] = Σ_v p[n, c, v]·[y[n, v] = c] and mass P[n, c] = Σ_v p[n, c, v]
+    with a closed-form backward (∂/∂p = g_P + g_I at each pixel's own class): one (N, C, V)
+    gradient buffer instead of autograd's two. Both sums are linear in p, so the backward is
+    written in differentiable ops and double backward works."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, p: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(y)
+        n, c, _ = p.shape
+        own = p.gather(1, y.unsqueeze(1)).squeeze(1)
+        return p.new_zeros(n, c).scatter_add_(1, y, own), p.sum(-1)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_inter: Tensor,
+                 grad_mass: Tensor) -> tuple[Tensor, None]:
+        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        n, c = grad_mass.shape
+        spread = grad_mass.unsqueeze(-1).expand(n, c, y.shape[-1])
+        own = grad_inter.gather(1, y).unsqueeze(1)
+        if torch.is_grad_enabled():  # create_graph
+            return spread.scatter_add(1, y.unsqueeze(1), own), None
+        return spread.contiguous().scatter_add_(1, y.unsqueeze(1), own), None
+
+
 def _index_stats(p: Tensor, y: Tensor, ignore_index: int | None, squared: bool
                  ) -> tuple[Tensor, Tensor, Tensor]:
     n, c, _ = p.shape
     y = y.long()
+    if ignore_index is None and not squared:
+        inter, mass = _IndexRegionSums.apply(p, y)
+        with torch.no_grad():
+            count = p.new_zeros(n, c).scatter_add_(1, y, torch.ones_like(y, dtype=p.dtype))
+        return inter, mass, count
     q = p.square() if squared else p
     if ignore_index is None:
         pt = p.gather(1, y.unsqueeze(1)).squeeze(1)
