@@ -5,9 +5,11 @@ per-element (or per-sample) losses into what the caller asked for:
 
 * ``"none"``: the weighted losses, same shape as ``loss``; masked-out entries are 0.
 * ``"sum"``: :math:`\\sum_i m_i w_i \\ell_i`, divided by ``normalizer`` when one is given.
-* ``"mean"``: :math:`\\sum_i m_i w_i \\ell_i / \\sum_i m_i w_i` (with no weights and no mask,
-  the plain mean). When nothing is left (every entry masked, or all weights 0) the result is
-  0 with a zero gradient (``empty="zero"``) or NaN (``empty="nan"``).
+* ``"mean"``: :math:`\\sum_i m_i w_i \\ell_i / \\sum_i m_i w_i d_i` (with no weights, mask or
+  ``denominator`` d, the plain mean; ``d`` is e.g. the class weight of each position's target,
+  which gives PyTorch's weighted cross-entropy mean, 0 where a target is ignored). When nothing
+  is left (every entry masked, or all weights 0) the result is 0 with a zero gradient
+  (``empty="zero"``) or NaN (``empty="nan"``).
 * ``"batchmean"``: the sum divided by the batch size ``loss.shape[0]`` (for divergences).
 
 ``sample_weight`` may have the shape of ``loss`` (per element) or ``(N,)`` (per sample, applied
@@ -43,7 +45,8 @@ def as_float32(*tensors: Tensor) -> tuple[Tensor, ...]:
     )
 
 
-def _per_sample_or_element(name: str, value: Tensor, loss: Tensor) -> Tensor:
+def per_sample_or_element(name: str, value: Tensor, loss: Tensor) -> Tensor:
+    """``value`` shaped like ``loss``: as it is, or ``(N,)`` viewed along dim 0; else raise."""
     if value.shape == loss.shape:
         return value
     if loss.ndim >= 1 and value.ndim == 1 and value.shape[0] == loss.shape[0]:
@@ -64,6 +67,7 @@ def reduce(
     mask: Tensor | None = None,
     normalizer: float | Tensor | None = None,
     empty: str = "zero",
+    denominator: Tensor | None = None,
     allowed: tuple[str, ...] = REDUCTIONS,
 ) -> Tensor:
     """Reduce per-element losses; see the module docstring for the exact formulas."""
@@ -77,7 +81,7 @@ def reduce(
             sample_weight = torch.as_tensor(sample_weight, dtype=loss.dtype, device=loss.device)
         if not sample_weight.is_floating_point():
             sample_weight = sample_weight.to(loss.dtype)
-        weight = _per_sample_or_element("sample_weight", sample_weight, loss).to(loss.dtype)
+        weight = per_sample_or_element("sample_weight", sample_weight, loss).to(loss.dtype)
     keep: Tensor | None = None
     if mask is not None:
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
@@ -85,7 +89,7 @@ def reduce(
             raise LossInputError(
                 f"mask must be a bool tensor (True = keep), got {got}. Fix: pass mask.bool()."
             )
-        keep = _per_sample_or_element("mask", mask, loss)
+        keep = per_sample_or_element("mask", mask, loss)
     if normalizer is not None and reduction != "sum":
         raise LossInputError(
             f"normalizer={normalizer!r} was given with reduction={reduction!r}; the normalizer "
@@ -107,11 +111,19 @@ def reduce(
     if reduction == "batchmean":
         return total / max(loss.shape[0], 1) if loss.ndim else total
     # mean
-    if weight is None and keep is None:
+    if weight is None and keep is None and denominator is None:
         if loss.numel() == 0:
             return _empty_result(total, empty)
         return total / loss.numel()
-    if weight is None:
+    if denominator is not None:
+        if denominator.shape != loss.shape:
+            raise LossInputError(
+                f"denominator has shape {shape_str(denominator)}; it must match the per-element "
+                f"loss {shape_str(loss)}."
+            )
+        w = denominator.to(loss.dtype) if weight is None else denominator.to(loss.dtype) * weight
+        count = (w if keep is None else torch.where(keep, w, w.new_zeros(()))).sum()
+    elif weight is None:
         count = keep.expand(loss.shape).sum().to(loss.dtype)  # type: ignore[union-attr]
     else:
         w = weight.expand(loss.shape)

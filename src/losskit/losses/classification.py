@@ -37,7 +37,7 @@ from losskit._core.checks import (
     shape_str,
 )
 from losskit._core.module import LossModule
-from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, as_float32, reduce
+from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import draw
 
@@ -134,11 +134,6 @@ def _multilabel_index_sample(gen: torch.Generator, dtype: torch.dtype = torch.fl
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _check_reduction(reduction: str, empty: str) -> None:
-    check_option("reduction", reduction, REDUCTIONS)
-    check_option("empty", empty, EMPTY_POLICIES)
-
-
 def _class_dim(input: Tensor, class_dim: int) -> int:
     """The class dimension as a non-negative index (a 1-D input is one unbatched sample)."""
     if input.ndim == 0:
@@ -194,30 +189,6 @@ def _per_class_view(value: Tensor, ndim: int) -> Tensor:
 
 def _restore(loss: Tensor, unbatched: bool) -> Tensor:
     return loss.squeeze(0) if unbatched else loss
-
-
-def _reduce_ratio(
-    loss: Tensor,
-    denominator: Tensor | None,
-    reduction: str,
-    *,
-    sample_weight: Tensor | None,
-    mask: Tensor | None,
-    normalizer: float | Tensor | None,
-    empty: str,
-) -> Tensor:
-    """``reduce`` with a per-position denominator for ``"mean"``: Σ m·s·ℓ / Σ m·s·d (PyTorch's
-    ``Σ ℓ / Σ w[target]`` over non-ignored positions when ``d`` is the target's class weight)."""
-    if denominator is None or reduction != "mean" or normalizer is not None:
-        return reduce(loss, reduction, sample_weight=sample_weight, mask=mask,
-                      normalizer=normalizer, empty=empty)
-    _check_reduction(reduction, empty)
-    num = reduce(loss, "sum", sample_weight=sample_weight, mask=mask)
-    den = reduce(denominator.to(loss.dtype), "sum", sample_weight=sample_weight, mask=mask)
-    mean = num / den.clamp_min(torch.finfo(num.dtype).tiny)
-    if empty == "nan":
-        mean = torch.where(den > 0, mean, mean.new_full((), float("nan")))
-    return mean
 
 
 def _finite(logp: Tensor) -> Tensor:
@@ -414,7 +385,7 @@ def cross_entropy(
     loss, den = _hard_ce(x, t, weight, ignore_index, label_smoothing)
     if not weighted_mean and weight is not None:
         den = (t != ignore_index).to(x.dtype)
-    return _reduce_ratio(_restore(loss, unbatched), _restore(den, unbatched), reduction,
+    return reduce(_restore(loss, unbatched), reduction, denominator=_restore(den, unbatched),
                          sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
@@ -579,7 +550,7 @@ def nll_loss(
     if not weighted_mean and weight is not None:
         den = (t != ignore_index).to(input.dtype)
     unbatched = input.ndim == 1
-    return _reduce_ratio(_restore(loss, unbatched), _restore(den, unbatched), reduction,
+    return reduce(_restore(loss, unbatched), reduction, denominator=_restore(den, unbatched),
                          sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
@@ -1003,7 +974,7 @@ def softmax_focal_loss(
     if alpha is not None:
         loss = loss * alpha[safe_t]
     unbatched = input.ndim == 1
-    return _reduce_ratio(_restore(loss, unbatched), _restore(den, unbatched), reduction,
+    return reduce(_restore(loss, unbatched), reduction, denominator=_restore(den, unbatched),
                          sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
@@ -1093,8 +1064,9 @@ def poly1_cross_entropy(
     valid = t != ignore_index
     logp_y = logp.gather(1, torch.where(valid, t, 0).unsqueeze(1)).squeeze(1)
     loss = torch.where(valid, -logp_y + epsilon * (1.0 - logp_y.exp()), logp_y.new_zeros(()))
-    return _reduce_ratio(_restore(loss, unbatched), _restore(valid.to(x.dtype), unbatched),
-                         reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+    return reduce(_restore(loss, unbatched), reduction,
+                  denominator=_restore(valid.to(x.dtype), unbatched),
+                  sample_weight=sample_weight, mask=mask, normalizer=normalizer,
                          empty=empty)
 
 

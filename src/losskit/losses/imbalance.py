@@ -30,7 +30,7 @@ from losskit._core.checks import (
     shape_str,
 )
 from losskit._core.module import LossModule
-from losskit._core.reduction import _per_sample_or_element, as_float32, reduce
+from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import DEFAULT_SHAPE, draw, regression_sample
 
@@ -207,15 +207,13 @@ def _reduce_classes(
     count, or Σ weight[target] with class weights, as in PyTorch)."""
     # where, not multiply: a loss of inf at an ignored target must not become NaN.
     per = torch.where(keep, per, per.new_zeros(()))
-    w = keep.to(per.dtype)
+    den = keep.to(per.dtype)
     if class_weight is not None:
         safe = torch.where(keep, target, torch.zeros((), dtype=target.dtype, device=target.device))
-        w = w * class_weight.to(per.dtype)[safe]
-    if sample_weight is not None:
-        if not isinstance(sample_weight, Tensor):
-            sample_weight = torch.as_tensor(sample_weight, dtype=per.dtype, device=per.device)
-        w = w * _per_sample_or_element("sample_weight", sample_weight, per).to(per.dtype)
-    return reduce(per, reduction, sample_weight=w, mask=mask, normalizer=normalizer, empty=empty)
+        den = den * class_weight.to(per.dtype)[safe]
+        per = per * den
+    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                  empty=empty, denominator=den)
 
 
 def _class_vector(name: str, value: Tensor | Sequence[float], num_classes: int, like: Tensor) -> Tensor:

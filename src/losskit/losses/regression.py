@@ -25,7 +25,7 @@ from losskit._core.checks import (
     shape_str,
 )
 from losskit._core.module import LossModule
-from losskit._core.reduction import EMPTY_POLICIES, as_float32, reduce
+from losskit._core.reduction import EMPTY_POLICIES, as_float32, per_sample_or_element, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import DEFAULT_SHAPE, draw, regression_sample
 
@@ -304,8 +304,8 @@ def rmse_loss(
         mean_square = reduce(sq, "mean", sample_weight=sample_weight, mask=mask, empty=empty)
         return torch.where(mean_square.isnan(), mean_square, _safe_sqrt(mean_square))
     per_sample = sq.reshape(sq.shape[0], -1) if sq.ndim else sq.reshape(1, 1)
-    w = None if sample_weight is None else _expand_weight(sample_weight, sq).reshape_as(per_sample)
-    m = None if mask is None else _expand_weight(mask, sq).reshape_as(per_sample)
+    w = None if sample_weight is None else _as_per_sample(sample_weight, sq, per_sample, "sample_weight")
+    m = None if mask is None else _as_per_sample(mask, sq, per_sample, "mask")
     num = reduce(per_sample, "none", sample_weight=w, mask=m).sum(1)
     ones = torch.ones_like(per_sample)
     den = reduce(ones, "none", sample_weight=w, mask=m).sum(1)
@@ -315,15 +315,8 @@ def rmse_loss(
     return rmse if reduction == "none" else rmse.sum()
 
 
-def _expand_weight(value: Tensor, like: Tensor) -> Tensor:
-    if value.shape == like.shape:
-        return value
-    if value.ndim == 1 and like.ndim >= 1 and value.shape[0] == like.shape[0]:
-        return value.reshape((-1,) + (1,) * (like.ndim - 1)).expand(like.shape)
-    raise LossInputError(
-        f"sample_weight/mask has shape {shape_str(value)}; expected {shape_str(like)} "
-        f"or ({like.shape[0] if like.ndim else 1},). Fix: reshape it."
-    )
+def _as_per_sample(value: Tensor, like: Tensor, rows: Tensor, name: str) -> Tensor:
+    return per_sample_or_element(name, value, like).expand(like.shape).reshape_as(rows)
 
 
 class RMSELoss(LossModule):
