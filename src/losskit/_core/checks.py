@@ -22,6 +22,7 @@ __all__ = [
     "check_floating",
     "check_logits_not_probabilities",
     "check_ndim",
+    "class_vector",
     "check_number",
     "check_option",
     "check_probabilities",
@@ -231,3 +232,15 @@ def check_logits_not_probabilities(x: Tensor, name: str = "input") -> None:
             "If these are probabilities, pass the raw scores instead (or use the probability loss).",
             stacklevel=3,
         )
+
+
+def class_vector(name: str, value: Any, num_classes: int, like: Tensor) -> Tensor:
+    """A per-class option (class weights, priors, alphas) as a ``(C,)`` tensor with ``like``'s
+    dtype and device; a sequence is accepted, any other shape raises."""
+    t = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
+    if t.shape != (num_classes,):
+        raise LossInputError(
+            f"{name} has shape {shape_str(t)} but the input has {num_classes} classes; {name} must "
+            f"have shape ({num_classes},), one value per class."
+        )
+    return t.to(dtype=like.dtype, device=like.device)

@@ -33,6 +33,7 @@ from losskit._core.checks import (
     check_probabilities,
     check_same_shape,
     check_tensor,
+    class_vector,
     is_debug,
     shape_str,
 )
@@ -170,16 +171,7 @@ def _index_target(input: Tensor, target: Tensor, dim: int, ignore_index: int | N
 
 
 def _class_vector(name: str, value: Tensor | None, num_classes: int, like: Tensor) -> Tensor | None:
-    """A per-class tensor of shape (C,), cast to ``like``'s dtype."""
-    if value is None:
-        return None
-    check_tensor(name, value)
-    if value.shape != (num_classes,):
-        raise LossInputError(
-            f"{name} has shape {shape_str(value)} but the input has {num_classes} classes; "
-            f"{name} must have shape ({num_classes},), one value per class."
-        )
-    return value.to(like.dtype)
+    return None if value is None else class_vector(name, value, num_classes, like)
 
 
 def _per_class_view(value: Tensor, ndim: int) -> Tensor:

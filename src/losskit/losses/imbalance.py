@@ -26,6 +26,7 @@ from losskit._core.checks import (
     check_option,
     check_same_shape,
     check_tensor,
+    class_vector,
     is_debug,
     shape_str,
 )
@@ -216,16 +217,6 @@ def _reduce_classes(
                   empty=empty, denominator=den)
 
 
-def _class_vector(name: str, value: Tensor | Sequence[float], num_classes: int, like: Tensor) -> Tensor:
-    t = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
-    if t.shape != (num_classes,):
-        raise LossInputError(
-            f"{name} must have shape ({num_classes},) (one value per class), got {shape_str(t)}. "
-            f"Fix: pass one entry per class of input's dim 1."
-        )
-    return t.to(dtype=like.dtype, device=like.device)
-
-
 # --------------------------------------------------------------------------- logit adjustment
 
 
@@ -299,7 +290,7 @@ def logit_adjusted_cross_entropy(
     check_number("tau", tau, low=0.0)
     _check_class_layout(input, target, ignore_index)
     (input,) = as_float32(input)
-    priors = _class_vector("class_priors", class_priors, input.shape[1], input)
+    priors = class_vector("class_priors", class_priors, input.shape[1], input)
     if tau == 0:
         z = input
     else:
@@ -407,8 +398,8 @@ def ldam_loss(
     (input,) = as_float32(input)
     num_classes = input.shape[1]
     margins = ldam_margins(class_counts, max_margin)
-    margins = _class_vector("class_counts", margins, num_classes, input)
-    cw = None if weight is None else _class_vector("weight", weight, num_classes, input)
+    margins = class_vector("class_counts", margins, num_classes, input)
+    cw = None if weight is None else class_vector("weight", weight, num_classes, input)
     keep = target != ignore_index
     safe = torch.where(keep, target, torch.zeros((), dtype=target.dtype, device=target.device))
     onehot = F.one_hot(safe, num_classes).movedim(-1, 1).to(input.dtype)
