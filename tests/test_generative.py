@@ -310,3 +310,106 @@ def test_r1_explains_a_missing_graph() -> None:
     y = x.clone().requires_grad_(True)
     with pytest.raises(LossInputError, match="batch"):
         LF.r1_penalty(critic(y)[:1], y)
+
+
+# --------------------------------------------------------------------------- penalties under torch.compile
+
+
+class _ConvCritic(torch.nn.Module):
+    """A small convolutional critic (LeakyReLU as in DCGAN/StyleGAN discriminators)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        gen = _gen(30)
+        self.conv = torch.nn.Conv2d(2, 3, 3).double()
+        self.head = torch.nn.Linear(3 * 2 * 2, 1).double()
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.nn.functional.leaky_relu(self.conv(x), 0.2).flatten(1))
+
+
+def _penalty_grads(out: torch.Tensor, leaves: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return torch.autograd.grad(out.sum(), leaves, allow_unused=True, materialize_grads=True)
+
+
+@pytest.mark.parametrize("center", [1.0, 0.0])
+def test_func_input_gradient_equals_autograd_and_the_reference(center: float) -> None:
+    from losskit.losses.generative import _critic_grad_autograd, _critic_grad_func, _safe_norm
+
+    critic = _ConvCritic()
+    real, fake = _leaf(3, 2, 4, 4, seed=31), _leaf(3, 2, 4, 4, seed=32)
+    eps = torch.rand(3, generator=_gen(33), dtype=torch.float64)
+    leaves = [real, fake, *critic.parameters()]
+    e = eps.reshape(3, 1, 1, 1)
+    theirs = ref.gradient_penalty(critic, real, fake, eps, 5.0, center)
+    want = _penalty_grads(theirs, leaves)
+    for grad_fn in (_critic_grad_autograd, _critic_grad_func):
+        ours = 5.0 * (_safe_norm(grad_fn(critic, e * real + (1 - e) * fake)) - center).square()
+        torch.testing.assert_close(ours, theirs, **TOL)
+        for a, b in zip(_penalty_grads(ours, leaves), want):
+            torch.testing.assert_close(a, b, **TOL)
+    x = _leaf(3, 2, 4, 4, seed=34)
+    r1_want = ref.r1(critic, x, 2.0)
+    r1_func = 0.5 * 2.0 * _critic_grad_func(critic, x).flatten(1).square().sum(1)
+    torch.testing.assert_close(r1_func, r1_want, **TOL)
+    for a, b in zip(_penalty_grads(r1_func, [x, *critic.parameters()]),
+                    _penalty_grads(r1_want, [x, *critic.parameters()])):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_penalties_trace_with_fullgraph_and_match_eager() -> None:
+    critic = _ConvCritic()
+    real, fake = _leaf(3, 2, 4, 4, seed=35), _leaf(3, 2, 4, 4, seed=36)
+    eps = torch.rand(3, generator=_gen(37), dtype=torch.float64)
+    params = list(critic.parameters())
+
+    def losses(c: torch.nn.Module, r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return torch.stack([LF.gradient_penalty(c, r, f, eps=eps, reduction="sum"),
+                            LF.r1_penalty(c, r, gamma=3.0, reduction="sum")])
+
+    compiled = torch.compile(losses, backend="eager", fullgraph=True, dynamic=False)
+    got, want = compiled(critic, real, fake), losses(critic, real, fake)
+    torch.testing.assert_close(got, want, **TOL)
+    upstream = torch.tensor([0.7, -1.3], dtype=torch.float64)     # a non-uniform upstream gradient
+    opts = dict(allow_unused=True, materialize_grads=True)   # the head's bias has no input gradient
+    g_got = torch.autograd.grad(got, [real, fake, *params], upstream, **opts)
+    g_want = torch.autograd.grad(want, [real, fake, *params], upstream, **opts)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, **TOL)
+    assert any(bool(g.abs().sum() > 0) for g in g_got[2:])          # the critic is trained
+
+
+def test_r1_score_form_graph_breaks_under_default_compile() -> None:
+    critic = _ConvCritic()
+    x = _leaf(2, 2, 4, 4, seed=38)
+    compiled = torch.compile(lambda s, x: LF.r1_penalty(s, x), backend="eager")
+    got = compiled(critic(x), x)
+    torch.testing.assert_close(got, ref.r1(critic, x, 10.0).mean(), **TOL)
+
+
+class _OldStyleScale(torch.autograd.Function):
+    """A custom Function without setup_context (as in StyleGAN2's ops): torch.func refuses it."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        return 2.0 * x
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        return 2.0 * g
+
+
+def test_eager_penalties_accept_critics_torch_func_refuses() -> None:
+    critic = _Critic()
+
+    def d(x: torch.Tensor) -> torch.Tensor:
+        return critic(_OldStyleScale.apply(x))
+
+    x = _leaf(3, 2, 3, seed=39)
+    torch.testing.assert_close(LF.r1_penalty(d, x, reduction="none"), ref.r1(d, x, 10.0), **TOL)
+    eps = torch.full((3,), 0.3, dtype=torch.float64)
+    torch.testing.assert_close(LF.gradient_penalty(d, x, x.detach() + 1, eps=eps, reduction="none"),
+                               ref.gradient_penalty(d, x, x.detach() + 1, eps, 10.0, 1.0), **TOL)

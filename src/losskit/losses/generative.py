@@ -559,6 +559,32 @@ def _input_grad(scores: Tensor, inputs: Tensor) -> Tensor:
     return grad
 
 
+def _critic_grad_autograd(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """∇ₓ Σₙ D(x)ₙ by ``torch.autograd.grad(create_graph=True)``: works with every critic,
+    including custom autograd Functions without ``setup_context`` (StyleGAN2's ops)."""
+    with torch.enable_grad():  # the penalty needs a graph even when called under no_grad
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        return _input_grad(critic(x), x)
+
+
+def _critic_grad_func(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """The same gradient by ``torch.func.vjp``, which torch.compile(fullgraph=True) traces; the
+    result stays differentiable w.r.t. ``x`` and the critic's parameters (outer autograd), and
+    the transform ignores an outer ``no_grad``."""
+    scores, vjp = torch.func.vjp(critic, x)
+    (grad,) = vjp(torch.ones_like(scores))
+    return grad
+
+
+def _critic_grad(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    # Dynamo cannot trace torch.autograd.grad; torch.func can, but refuses autograd Functions
+    # written without setup_context, which eager users' critics may contain.
+    if torch.compiler.is_compiling():
+        return _critic_grad_func(critic, x)
+    return _critic_grad_autograd(critic, x)
+
+
 def _tiny_critic(gen: torch.Generator, features: int) -> Callable[[Tensor], Tensor]:
     # A smooth two-layer critic with fixed weights, evaluated in the dtype of its input.
     w1 = torch.randn(features, 7, generator=gen, dtype=torch.float64) / math.sqrt(features)
@@ -582,8 +608,6 @@ def _penalty_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
 _PENALTY_SKIPS = {
     "bad_shape": "the first argument is the critic (a callable); real/fake shape mismatches "
                  "are tested in test_generative.py",
-    "compile": "torch.autograd.grad (create_graph=True) is not traceable by "
-               "torch.compile(fullgraph=True) without torch._dynamo.config.trace_autograd_ops",
 }
 
 
@@ -617,8 +641,11 @@ def gradient_penalty(
     .. math:: \ell_n = \lambda\,\big(\|\nabla_{\hat x} D(\hat x_n)\|_2 - c\big)^2, \qquad
               \hat x_n = \epsilon_n x_n + (1 - \epsilon_n)\,\tilde x_n,\ \epsilon_n \sim U[0, 1]
 
-    The input gradient is taken with ``create_graph=True``, so backpropagating the penalty
-    trains the critic (and reaches ``real``/``fake`` if they require grad). The norm is over all
+    The input gradient is itself differentiable, so backpropagating the penalty trains the
+    critic (and reaches ``real``/``fake`` if they require grad). Eagerly it is taken with
+    ``torch.autograd.grad(create_graph=True)``, which accepts any critic (custom autograd
+    Functions included); under ``torch.compile`` it is taken with ``torch.func.vjp``, so the
+    penalty traces with ``fullgraph=True`` together with the critic. The norm is over all
     but the first dimension; the critic must score each sample independently (no batch norm, as
     the paper says) and return ``(N,)`` or ``(N, 1)`` scores. With ``center > 0`` the penalty
     has a kink where the critic's input gradient vanishes (it is only C0 there); the norm's
@@ -672,11 +699,9 @@ def gradient_penalty(
                                  f"{shape_str(eps)}. Fix: pass eps.reshape({n}).")
         eps = eps.to(real.dtype)
     eps = eps.reshape((n,) + (1,) * (real.ndim - 1))
-    with torch.enable_grad():  # the penalty needs a graph even when called under no_grad
+    with torch.enable_grad():  # keep the graph to real/fake even when called under no_grad
         x_hat = eps * real + (1.0 - eps) * fake
-        if not x_hat.requires_grad:
-            x_hat = x_hat.detach().requires_grad_(True)
-        penalty = weight * (_safe_norm(_input_grad(critic(x_hat), x_hat)) - center).square()
+    penalty = weight * (_safe_norm(_critic_grad(critic, x_hat)) - center).square()
     return reduce(penalty, reduction)
 
 
@@ -723,8 +748,20 @@ def r1_penalty(
     ``real_logits`` is either the discriminator's scores ``D(real_inputs)``, computed from a
     ``real_inputs`` that requires grad (call ``real_inputs.requires_grad_()`` before the
     forward pass), or the discriminator itself (a callable), which is then applied to
-    ``real_inputs``. The gradient is taken with ``create_graph=True`` so the penalty trains D.
+    ``real_inputs``. The gradient is differentiable, so the penalty trains D.
     ``"mean"`` is :math:`\tfrac{\gamma}{2}\mathbb E\|\nabla D\|^2`, the paper's form.
+
+    Which form to pass:
+
+    * **D itself** (``r1_penalty(D, real)``; a conditional D as ``lambda x: D(x, c)``): traces
+      under ``torch.compile(fullgraph=True)`` (the input gradient is then taken with
+      ``torch.func.vjp``; eagerly with ``torch.autograd.grad``, which accepts any D). It runs D
+      once more on the reals, which costs nothing extra with StyleGAN's lazy regularisation,
+      where the R1 step has a forward pass of its own.
+    * **The scores** (``r1_penalty(D(x), x)`` with ``x.requires_grad_()`` first): reuses a
+      forward pass shared with the main loss, as StyleGAN2's non-lazy step does. Its graph
+      starts outside the compiled region, so ``torch.compile`` runs this call eagerly after a
+      graph break, and ``torch.compile(fullgraph=True)`` refuses it.
 
     Args:
         real_logits: ``D(real_inputs)`` of shape ``(N,)``/``(N, 1)``/``(N, *)``, or D itself.
@@ -752,10 +789,7 @@ def r1_penalty(
         raise LossInputError("real_inputs must be (N, *) with a batch dimension, got a 0-d tensor.")
     if callable(real_logits) and not isinstance(real_logits, Tensor):
         (x,) = as_float32(real_inputs)
-        if not x.requires_grad:
-            x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = real_logits(x)
+        grad = _critic_grad(real_logits, x)
     else:
         check_floating("real_logits", real_logits)
         x, logits = real_inputs, real_logits
@@ -770,14 +804,14 @@ def r1_penalty(
                 f"real_logits {shape_str(logits)} and real_inputs {shape_str(x)} must share the "
                 "batch dimension N. Fix: score each real sample once."
             )
-    try:
-        with torch.enable_grad():
-            grad = _input_grad(logits, x)
-    except RuntimeError as e:
-        raise LossInputError(
-            f"real_logits do not depend on real_inputs ({e}). Fix: compute real_logits = "
-            "D(real_inputs) after real_inputs.requires_grad_()."
-        ) from e
+        try:
+            with torch.enable_grad():
+                grad = _input_grad(logits, x)
+        except RuntimeError as e:
+            raise LossInputError(
+                f"real_logits do not depend on real_inputs ({e}). Fix: compute real_logits = "
+                "D(real_inputs) after real_inputs.requires_grad_()."
+            ) from e
     (grad,) = as_float32(grad)
     penalty = 0.5 * gamma * grad.reshape(grad.shape[0], -1).square().sum(1)
     return reduce(penalty, reduction)
