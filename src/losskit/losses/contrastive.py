@@ -4,10 +4,15 @@ Each compares every row of a batch with every other (a ``B×B`` similarity matri
 options:
 
 * ``normalize=True`` L2-normalises the embeddings first (cosine similarity).
-* ``chunk_size=None | int``: with an int, rows are processed ``chunk_size`` at a time by a
-  custom autograd Function that keeps only the embeddings and ``O(B)`` per-row statistics
+* ``chunk_size="auto" | None | int``: with an int, rows are processed ``chunk_size`` at a time
+  by a custom autograd Function that keeps only the embeddings and ``O(B)`` per-row statistics
   (log-sum-exp, positive counts) for backward and recomputes each block of similarities there:
-  the same value and gradient without holding the ``B×B`` matrix (PITFALLS 13).
+  the same value and gradient without holding the ``B×B`` matrix (PITFALLS 13). ``None``
+  always builds the whole matrix (fastest while it fits). ``"auto"`` (the default) is ``None``
+  while a similarity matrix has at most :data:`AUTO_CHUNK_ABOVE` entries (``2**24``: 64 MiB of
+  float32, e.g. NT-Xent up to B = 2048) and above that chunks of ``AUTO_CHUNK_BLOCK // N`` rows
+  (``2**22`` entries, 16 MiB per block, for ``N`` columns). The choice depends on shapes only,
+  so it traces under ``torch.compile``.
 * ``gather=False | True``, ``process_group``, ``local_loss``: across processes (PITFALLS 12).
   With ``gather=True`` the embeddings of every rank are gathered with
   :func:`losskit.distributed.all_gather_with_grad`. Without ``local_loss`` every rank computes
@@ -62,6 +67,22 @@ __all__ = [
 
 _TASKS = ("contrastive", "self_supervised", "retrieval")
 _REDUCTIONS = ("none", "mean", "sum")
+
+#: ``chunk_size="auto"`` chunks a similarity matrix with more entries than this (64 MiB of
+#: float32). Below it the dense path is faster on CPU (the chunked one recomputes the logits in
+#: backward: docs/benchmarks/contrastive.md) and its memory is small.
+AUTO_CHUNK_ABOVE = 2**24
+#: ...into blocks of about this many entries (16 MiB of float32): ``AUTO_CHUNK_BLOCK // N`` rows.
+AUTO_CHUNK_BLOCK = 2**22
+
+
+def _resolve_chunk(chunk_size: int | str | None, rows: int, cols: int) -> int | None:
+    """The chunk size to use for a ``rows × cols`` similarity matrix (None: dense)."""
+    if chunk_size != "auto":
+        return chunk_size  # type: ignore[return-value]
+    if rows * cols <= AUTO_CHUNK_ABOVE:
+        return None
+    return max(1, AUTO_CHUNK_BLOCK // max(cols, 1))
 
 
 # --------------------------------------------------------------------------- the shared core
@@ -146,12 +167,15 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
         q, k, scale, extra, row_label, col_label, row_id, col_id, lse, count = ctx.saved_tensors
         q = k if q is None else q
         chunk = ctx.chunk
-        dq = torch.zeros_like(q)
+        # Gradients with respect to the unscaled products q kᵀ, scaled once at the end:
+        # dq = s·(D k), dk = s·(Dᵀ q), ds = Σ D ∘ (q kᵀ) = Σ_i q_i · (D k)_i (no extra matmul).
+        dq = torch.empty_like(q)
         dk = torch.zeros_like(k)
-        ds = torch.zeros_like(scale)
-        de = None if extra is None else torch.zeros_like(extra)
+        ds = torch.zeros((), dtype=q.dtype, device=q.device)
+        de = None if extra is None else torch.empty_like(extra)
         # A row whose every column is excluded has lse = -inf; its gradient is 0, not NaN.
         lse = torch.where(torch.isfinite(lse), lse, 0.0)
+        inv_count = count.clamp_min(1.0).reciprocal()
         for r in range(0, q.shape[0], chunk):
             sl = slice(r, r + chunk)
             logits, _, positive = _block(
@@ -159,28 +183,34 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
                 None if row_label is None else row_label[sl], col_label,
                 None if row_id is None else row_id[sl], col_id,
             )
-            # in place on our own temporaries: fewer live (chunk × N) buffers
+            # in place on our own temporaries: one live (chunk × N) buffer plus the mask
             d = logits.sub_(lse[sl, None]).exp_()
             if positive is not None:
-                d.sub_(positive.to(d.dtype).div_(count[sl, None].clamp_min(1.0)))
+                d.sub_(positive.to(d.dtype).mul_(inv_count[sl, None]))
             d.mul_(grad[sl, None])
             if de is not None and extra is not None:
                 de[sl] = grad[sl] * (torch.exp(extra[sl] - lse[sl]) - 1.0)
-            dq[sl] = scale * (d @ k)
-            dk.add_(scale * (d.T @ q[sl]))
+            dq_rows = d @ k
+            dq[sl] = dq_rows
+            dk.addmm_(d.T, q[sl])
             if ctx.needs_input_grad[2]:
-                ds = ds + (d * (q[sl] @ k.T)).sum()
+                ds = ds + (q[sl] * dq_rows).sum()
+        dq.mul_(scale)
+        dk.mul_(scale)
+        ds = ds.reshape(scale.shape)
         if ctx.rows_are_keys:
-            return None, dk + dq, ds, de, None, None, None, None, None
+            return None, dk.add_(dq), ds, de, None, None, None, None, None
         return dq, dk, ds, de, None, None, None, None, None
 
 
 def _softmax_rows(
     q: Tensor, k: Tensor, scale: Tensor, *, extra: Tensor | None = None,
     row_label: Tensor | None = None, col_label: Tensor | None = None,
-    row_id: Tensor | None = None, col_id: Tensor | None = None, chunk_size: int | None = None,
+    row_id: Tensor | None = None, col_id: Tensor | None = None,
+    chunk_size: int | str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-row softmax-contrastive loss and positive count, dense or chunked."""
+    chunk_size = _resolve_chunk(chunk_size, q.shape[0], k.shape[0])
     if chunk_size is None:
         loss, _, count = _rows(q, k, scale, extra, row_label, col_label, row_id, col_id)
         return loss, count
@@ -217,23 +247,29 @@ class _ChunkedSigmoidRows(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         q, k, scale, bias, row_label, col_label = ctx.saved_tensors
-        dq, dk = torch.zeros_like(q), torch.zeros_like(k)
-        ds, db = torch.zeros_like(scale), torch.zeros_like(bias)
+        # as in _ChunkedSoftmaxRows.backward: products unscaled, scaled once at the end
+        dq, dk = torch.empty_like(q), torch.zeros_like(k)
+        ds = torch.zeros((), dtype=q.dtype, device=q.device)
+        db = torch.zeros((), dtype=q.dtype, device=q.device)
         for r in range(0, q.shape[0], ctx.chunk):
             sl = slice(r, r + ctx.chunk)
             signed, sign = _sigmoid_block(q[sl], k, scale, bias, row_label[sl], col_label)
             # d/dx −log σ(z x) = −z σ(−z x)
-            d = grad[sl, None] * (-sign * torch.sigmoid(-signed))
-            dq[sl] = scale * (d @ k)
-            dk = dk + scale * (d.T @ q[sl])
+            d = signed.neg_().sigmoid_().mul_(sign).mul_(grad[sl, None]).neg_()
+            dq_rows = d @ k
+            dq[sl] = dq_rows
+            dk.addmm_(d.T, q[sl])
             if ctx.needs_input_grad[2]:
-                ds = ds + (d * (q[sl] @ k.T)).sum()
+                ds = ds + (q[sl] * dq_rows).sum()
             db = db + d.sum()
-        return dq, dk, ds, db, None, None, None
+        dq.mul_(scale)
+        dk.mul_(scale)
+        return dq, dk, ds.reshape(scale.shape), db.reshape(bias.shape), None, None, None
 
 
 def _sigmoid_rows(q: Tensor, k: Tensor, scale: Tensor, bias: Tensor, row_label: Tensor,
-                  col_label: Tensor, chunk_size: int | None) -> Tensor:
+                  col_label: Tensor, chunk_size: int | str | None) -> Tensor:
+    chunk_size = _resolve_chunk(chunk_size, q.shape[0], k.shape[0])
     if chunk_size is None:
         signed, _ = _sigmoid_block(q, k, scale, bias, row_label, col_label)
         return -F.logsigmoid(signed).sum(1)
@@ -258,12 +294,13 @@ def _same_shape(a_name: str, a: Tensor, b_name: str, b: Tensor) -> None:
         )
 
 
-def _options(reduction: str, chunk_size: int | None, gather: bool, process_group: object | None,
-             local_loss: bool) -> None:
+def _options(reduction: str, chunk_size: int | str | None, gather: bool,
+             process_group: object | None, local_loss: bool) -> None:
     check_option("reduction", reduction, _REDUCTIONS)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or chunk_size < 1):
-        raise LossInputError(f"chunk_size must be None or a positive int, got {chunk_size!r}.")
+    if chunk_size is not None and chunk_size != "auto" and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise LossInputError(f"chunk_size must be 'auto', None or a positive int, got {chunk_size!r}. "
+                             f"Fix: chunk_size='auto' (default), None (never chunk) or e.g. 256.")
     if not gather and (local_loss or process_group is not None):
         raise LossInputError(
             "local_loss/process_group only apply when gathering across processes. "
@@ -362,7 +399,7 @@ def info_nce_loss(
     negative_mode: str = "unpaired",
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -387,8 +424,10 @@ def info_nce_loss(
         normalize: L2-normalise the embeddings first (cosine similarity).
         reduction: ``"none"`` (``(B,)``), ``"mean"`` (over queries) or ``"sum"``.
         chunk_size: process this many queries at a time without storing the logits for
-            backward (same value and gradient). Not used with paired negatives, whose logits
-            are no larger than ``negative_keys`` itself (giving it there raises).
+            backward (same value and gradient); ``None`` never chunks; ``"auto"`` (default)
+            chunks only above ``2**24`` logits (see the module doc). Not used with paired
+            negatives, whose logits are no larger than ``negative_keys`` itself (an int there
+            raises).
         gather: gather keys (and, without ``local_loss``, queries) from every rank.
         process_group: the group to gather over (default: the world).
         local_loss: only this rank's queries against the global keys (see the module doc).
@@ -443,10 +482,10 @@ def info_nce_loss(
         q, p = _gather(q, world, process_group), _gather(p, world, process_group)
     positive_logit = scale * (q * p).sum(-1)
     if negative_mode == "paired":
-        if chunk_size is not None:
+        if chunk_size is not None and chunk_size != "auto":
             raise LossInputError(
                 "chunk_size does not apply to negative_mode='paired': its logits (B, M) are no "
-                "larger than negative_keys (B, M, D). Fix: drop chunk_size."
+                "larger than negative_keys (B, M, D). Fix: drop chunk_size (or pass 'auto')."
             )
         if not local:
             n = _gather(n, world, process_group)
@@ -489,7 +528,7 @@ def nt_xent_loss(
     temperature: float | Tensor = 0.5,
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -510,7 +549,8 @@ def nt_xent_loss(
         normalize: L2-normalise first (cosine similarity, as in SimCLR).
         reduction: ``"none"`` (``(2B,)``: the anchors of ``z1`` then those of ``z2``),
             ``"mean"`` (over the ``2B`` anchors) or ``"sum"``.
-        chunk_size: process this many anchors at a time without storing the logits.
+        chunk_size: process this many anchors at a time without storing the logits; ``None``
+            never chunks; ``"auto"`` (default) chunks only above ``2**24`` logits (module doc).
         gather: gather the views of every rank.
         process_group: the group to gather over (default: the world).
         local_loss: only this rank's anchors against the global views.
@@ -584,7 +624,7 @@ def clip_loss(
     logit_scale: float | Tensor,
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -603,7 +643,8 @@ def clip_loss(
         normalize: L2-normalise first.
         reduction: ``"none"`` (``(B,)``, pair ``i``'s two cross-entropies averaged), ``"mean"``
             or ``"sum"``.
-        chunk_size: process this many rows at a time without storing the logits.
+        chunk_size: process this many rows at a time without storing the logits; ``None``
+            never chunks; ``"auto"`` (default) chunks only above ``2**24`` logits (module doc).
         gather: gather both embeddings from every rank.
         process_group: the group to gather over (default: the world).
         local_loss: only this rank's rows against the global keys (open_clip's ``local_loss``).
@@ -677,7 +718,7 @@ def siglip_loss(
     logit_bias: float | Tensor,
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -701,7 +742,8 @@ def siglip_loss(
         normalize: L2-normalise first.
         reduction: ``"none"`` (``(B,)``: image ``i``'s sum over all texts), ``"mean"`` (the
             formula above) or ``"sum"``.
-        chunk_size: process this many images at a time without storing the logits.
+        chunk_size: process this many images at a time without storing the logits; ``None``
+            never chunks; ``"auto"`` (default) chunks only above ``2**24`` logits (module doc).
         gather: gather the texts (and, without ``local_loss``, the images) from every rank.
         process_group: the group to gather over (default: the world).
         local_loss: only this rank's images against every text.
@@ -787,7 +829,7 @@ def supcon_loss(
     normalize: bool = True,
     reduction: str = "mean",
     empty: str = "zero",
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -816,7 +858,8 @@ def supcon_loss(
         reduction: ``"none"`` (``(B, V)`` for ``"all"``, ``(B,)`` for ``"one"``), ``"mean"``
             or ``"sum"``.
         $empty
-        chunk_size: process this many anchors at a time without storing the logits.
+        chunk_size: process this many anchors at a time without storing the logits; ``None``
+            never chunks; ``"auto"`` (default) chunks only above ``2**24`` logits (module doc).
         gather: gather features and labels from every rank.
         process_group: the group to gather over (default: the world).
         local_loss: only this rank's anchors against the global contrast set.
