@@ -1,0 +1,168 @@
+"""Fused elementwise losses: one autograd Function, a closed-form gradient, only the inputs saved.
+
+Composed eagerly, an elementwise loss such as the focal loss runs a dozen full-size kernels and
+autograd keeps most of their outputs for backward (several times the input size). A loss that
+is elementwise in ``(input, target)`` can instead be written as an :class:`ElementwiseKernel`:
+
+* ``reference(x, t, *params)``: the per-element loss composed from differentiable torch ops. It
+  is the test oracle, the path taken under ``torch.compile`` (where inductor fuses it), and the
+  path of double backward.
+* ``value(x, t, *params)``: the per-element loss of a chunk; may work in place on its own
+  temporaries (never on ``x`` or ``t``).
+* ``grad(x, t, *params)``: :math:`\\partial \\ell / \\partial x` of a chunk, in closed form.
+* ``total(x, t, *params)`` (optional): the sum of a chunk's losses, when it can be had in fewer
+  passes than ``value(...).sum()`` (e.g. a per-element weight folded into a dot product).
+* ``target_grad``: ``"negate"`` when :math:`\\partial \\ell / \\partial t = -\\partial \\ell /
+  \\partial x` (losses of the residual ``x - t``); ``None`` when the target takes no gradient
+  through the fast path (a target that requires grad then takes the reference path).
+
+:func:`elementwise_loss` runs the kernel over cache-sized chunks (on CPU all temporaries of a
+chunk stay in the L2/L3 cache, so a dozen cheap passes cost about one pass over memory), saves
+only ``input`` and ``target`` for backward and recomputes in backward. With ``reduction`` mean or
+sum and no weights, mask or normalizer the forward returns the sum directly, so no per-element
+tensor is ever allocated; otherwise it returns the per-element losses and the one
+:func:`~losskit._core.reduction.reduce` finishes the job. ``params`` are Python numbers; a
+tensor-valued option takes the reference path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from losskit._core.checks import check_option
+from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, reduce
+
+__all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable"]
+
+# Elements per chunk on CPU: with a handful of float32 temporaries per chunk, 2**17 elements keep
+# the working set of both threads within the 8 MiB L3 and each op still splits across threads.
+CHUNK = 2**17
+
+Fn = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class ElementwiseKernel:
+    """An elementwise loss with a closed-form gradient; see the module docstring."""
+
+    name: str
+    reference: Fn
+    value: Fn
+    grad: Fn
+    target_grad: str | None = None
+    total: Fn | None = None
+
+    def chunk_sum(self, x: Tensor, t: Tensor, *params: float) -> Tensor:
+        return self.value(x, t, *params).sum() if self.total is None else self.total(x, t, *params)
+
+
+def _chunks(n: int, device: torch.device) -> range:
+    step = CHUNK if device.type == "cpu" else max(n, 1)
+    return range(0, n, step)
+
+
+def _flat(t: Tensor) -> Tensor:
+    return t.reshape(-1)
+
+
+class _Fused(torch.autograd.Function):
+    @staticmethod
+    def forward(x: Tensor, t: Tensor, kernel: ElementwiseKernel, params: tuple[float, ...],
+                total: bool) -> Tensor:
+        xf, tf = _flat(x), _flat(t)
+        n = xf.numel()
+        steps = _chunks(n, x.device)
+        step = steps.step
+        if total:
+            acc = xf.new_zeros(())
+            for s in steps:
+                acc += kernel.chunk_sum(xf[s:s + step], tf[s:s + step], *params)
+            return acc
+        out = torch.empty_like(xf)
+        for s in steps:
+            out[s:s + step] = kernel.value(xf[s:s + step], tf[s:s + step], *params)
+        return out.view(x.shape)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        x, t, kernel, params, total = inputs
+        ctx.save_for_backward(x, t)
+        ctx.kernel, ctx.params, ctx.total = kernel, params, total
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, t = ctx.saved_tensors
+        kernel: ElementwiseKernel = ctx.kernel
+        need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if torch.is_grad_enabled():
+            return _reference_backward(ctx, x, t, g) + (None, None, None)
+        xf, tf = _flat(x), _flat(t)
+        gf = None if ctx.total else _flat(g)
+        out = torch.empty_like(xf)
+        steps = _chunks(xf.numel(), x.device)
+        step = steps.step
+        for s in steps:
+            d = kernel.grad(xf[s:s + step], tf[s:s + step], *ctx.params)
+            torch.mul(d, g if gf is None else gf[s:s + step], out=out[s:s + step])
+        gx = out.view(x.shape)
+        gt = -gx if need_t else None
+        return (gx if need_x else None), gt, None, None, None
+
+
+def _reference_backward(ctx: Any, x: Tensor, t: Tensor, g: Tensor) -> tuple[Tensor | None, ...]:
+    # Double backward (create_graph=True): differentiate the composed reference instead, so that
+    # second derivatives are recorded by autograd.
+    kernel: ElementwiseKernel = ctx.kernel
+    wrt = [v for v, need in zip((x, t), ctx.needs_input_grad[:2], strict=True) if need]
+    with torch.enable_grad():
+        loss = kernel.reference(x, t, *ctx.params)
+        if ctx.total:
+            loss = loss.sum()
+        grads = iter(torch.autograd.grad(loss, wrt, g, create_graph=True))
+    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:2])
+
+
+def fusable(kernel: ElementwiseKernel, input: Tensor, target: Tensor, params: tuple[Any, ...]) -> bool:
+    """Whether the fused path applies (all decided from shapes, dtypes and flags: no sync)."""
+    if torch.compiler.is_compiling():
+        return False
+    if input.shape != target.shape or input.dtype != target.dtype:
+        return False
+    if input.dtype not in (torch.float32, torch.float64) or input.numel() == 0:
+        return False
+    if target.requires_grad and kernel.target_grad is None:
+        return False
+    return not any(isinstance(p, Tensor) for p in params)
+
+
+def elementwise_loss(
+    kernel: ElementwiseKernel,
+    input: Tensor,
+    target: Tensor,
+    params: tuple[Any, ...],
+    reduction: str,
+    *,
+    sample_weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    normalizer: float | Tensor | None = None,
+    empty: str = "zero",
+) -> Tensor:
+    """``reduce(kernel.reference(input, target, *params), reduction, ...)``, computed by the fused
+    path where :func:`fusable` allows."""
+    check_option("reduction", reduction, REDUCTIONS)
+    check_option("empty", empty, EMPTY_POLICIES)
+    if not fusable(kernel, input, target, params):
+        return reduce(kernel.reference(input, target, *params), reduction, sample_weight=sample_weight,
+                      mask=mask, normalizer=normalizer, empty=empty)
+    plain = sample_weight is None and mask is None and normalizer is None
+    if plain and reduction in ("mean", "sum"):
+        total = _Fused.apply(input, target, kernel, tuple(params), True)
+        return total / input.numel() if reduction == "mean" else total
+    loss = _Fused.apply(input, target, kernel, tuple(params), False)
+    return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                  empty=empty)

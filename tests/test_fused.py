@@ -1,0 +1,139 @@
+"""The fused elementwise path (losskit._core.fused): chunked forward/backward that saves only the
+inputs must give the composed reference's values and gradients for every reduction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+import losskit._core.fused as fused
+from losskit._core.fused import ElementwiseKernel, elementwise_loss, fusable
+
+
+def _ref(x: Tensor, t: Tensor, c: float) -> Tensor:
+    r = x - t
+    return c * r * r * r * r.sign() + r * r  # c|r|³ + r²
+
+
+def _value(x: Tensor, t: Tensor, c: float) -> Tensor:
+    r = x - t
+    a = r.abs()
+    return a.mul(c).add_(1.0).mul_(r).mul_(r)
+
+
+def _grad(x: Tensor, t: Tensor, c: float) -> Tensor:
+    r = x - t
+    return r.abs().mul_(3.0 * c).add_(2.0).mul_(r)
+
+
+RESIDUAL = ElementwiseKernel("cubic", _ref, _value, _grad, target_grad="negate")
+NO_TARGET_GRAD = ElementwiseKernel("cubic_x", _ref, _value, _grad)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fused, "CHUNK", 7)  # many chunks and a ragged last one
+
+
+def _data(shape: tuple[int, ...] = (5, 9)) -> tuple[Tensor, Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64)
+    t = torch.randn(shape, generator=gen, dtype=torch.float64)
+    return x, t
+
+
+def _expected(x: Tensor, t: Tensor, c: float, reduction: str) -> Tensor:
+    ell = c * (x - t).abs() ** 3 + (x - t) ** 2  # written independently of _ref
+    return {"none": ell, "sum": ell.sum(), "mean": ell.mean()}[reduction]
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_value_and_both_gradients_match_the_formula(small_chunks: None, reduction: str) -> None:
+    x, t = _data()
+    x1, t1 = x.clone().requires_grad_(), t.clone().requires_grad_()
+    x2, t2 = x.clone().requires_grad_(), t.clone().requires_grad_()
+    got = elementwise_loss(RESIDUAL, x1, t1, (0.3,), reduction)
+    want = _expected(x2, t2, 0.3, reduction)
+    g = torch.randn(got.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    gx, gt = torch.autograd.grad(got, (x1, t1), g)
+    wx, wt = torch.autograd.grad(want, (x2, t2), g)
+    torch.testing.assert_close(gx, wx, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gt, wt, rtol=1e-12, atol=1e-12)
+
+
+def test_saves_only_the_inputs() -> None:
+    x, t = _data((64, 64))
+    x.requires_grad_()
+    saved: list[int] = []
+    inputs = {x.untyped_storage().data_ptr(), t.untyped_storage().data_ptr()}
+
+    def pack(v: Tensor) -> Tensor:
+        if v.untyped_storage().data_ptr() not in inputs:
+            saved.append(v.untyped_storage().nbytes())
+        return v
+
+    for reduction in ("mean", "none"):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda v: v):
+            elementwise_loss(RESIDUAL, x, t, (0.3,), reduction)
+    assert saved == []
+
+
+def test_double_backward_uses_the_reference(small_chunks: None) -> None:
+    x, t = _data((3, 4))
+    x.requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda v: elementwise_loss(RESIDUAL, v, t, (0.3,), "none"), (x,))
+    assert torch.autograd.gradgradcheck(lambda v: elementwise_loss(RESIDUAL, v, t, (0.3,), "mean"), (x,))
+
+
+def test_weights_and_mask_go_through_reduce(small_chunks: None) -> None:
+    x, t = _data()
+    w = torch.rand(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    keep = w > 0.3
+    x.requires_grad_()
+    got = elementwise_loss(RESIDUAL, x, t, (0.3,), "mean", sample_weight=w, mask=keep)
+    ell = _expected(x, t, 0.3, "none")
+    want = (ell * w)[keep].sum() / w[keep].sum()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.autograd.grad(got, x)[0], torch.autograd.grad(want, x)[0])
+
+
+def test_non_contiguous_input(small_chunks: None) -> None:
+    x, t = _data((9, 5))
+    xt = x.t().requires_grad_()
+    got = elementwise_loss(RESIDUAL, xt, t.t(), (0.3,), "none")
+    torch.testing.assert_close(got, _expected(x.t(), t.t(), 0.3, "none"))
+    g = torch.randn(got.shape, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(got, xt, g)[0],
+                               (3 * 0.3 * (xt - t.t()).abs() + 2) * (xt - t.t()).detach() * g)
+
+
+def test_dispatch_falls_back_where_the_fast_path_does_not_apply() -> None:
+    x, t = _data()
+    assert fusable(RESIDUAL, x, t, (0.3,))
+    assert not fusable(RESIDUAL, x, t[:1], (0.3,))                      # broadcast
+    assert not fusable(RESIDUAL, x, t.float(), (0.3,))                  # mixed dtypes
+    assert not fusable(RESIDUAL, x, t, (torch.tensor(0.3),))            # tensor option
+    assert not fusable(NO_TARGET_GRAD, x, t.requires_grad_(), (0.3,))   # target grad not fused
+    assert not fusable(RESIDUAL, x[:0], t[:0], (0.3,))                  # empty: reduce's policy
+    t1 = t.detach().requires_grad_()
+    got = elementwise_loss(NO_TARGET_GRAD, x, t1, (0.3,), "sum")
+    torch.testing.assert_close(torch.autograd.grad(got, t1)[0], -(0.9 * (x - t).abs() + 2) * (x - t))
+
+
+def test_compiles_fullgraph_through_the_reference() -> None:
+    x, t = _data()
+    compiled = torch.compile(lambda a, b: elementwise_loss(RESIDUAL, a, b, (0.3,), "mean"),
+                             fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x, t), _expected(x, t, 0.3, "mean"))
+
+
+def test_bad_reduction_is_rejected_before_any_work() -> None:
+    from losskit import LossInputError
+
+    x, t = _data()
+    with pytest.raises(LossInputError, match="reduction"):
+        elementwise_loss(RESIDUAL, x, t, (0.3,), "avg")
+    with pytest.raises(LossInputError, match="empty"):
+        elementwise_loss(RESIDUAL, x, t, (0.3,), "mean", empty="skip")
