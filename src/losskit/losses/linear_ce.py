@@ -32,123 +32,198 @@ from losskit._core.checks import (
     shape_str,
 )
 from losskit._core.module import LossModule
-from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, reduce
+from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit.distributed import all_reduce_sum
 
 __all__ = ["LinearCrossEntropyLoss", "count_valid_targets", "linear_cross_entropy"]
 
-#: Logits per chunk when ``chunk_size`` is not given (4 Mi floats = 16 MiB in float32).
-CHUNK_ELEMENTS = 1 << 22
+#: Logits per chunk when ``chunk_size`` is not given (16 Mi floats = 64 MiB in float32): chunks of
+#: a few hundred tokens keep each matrix product as efficient as the full one.
+CHUNK_ELEMENTS = 1 << 24
 
 
-def _chunk_logits(x: Tensor, w: Tensor, b: Tensor | None, softcap: float | None) -> Tensor:
-    z = x @ w.T
-    if b is not None:
-        z = z + b
-    if softcap is not None:
-        z = softcap * torch.tanh(z / softcap)
-    return z
+def _chunk_rows(n: int, vocab: int, chunk_size: int | None) -> int:
+    """Rows per chunk: ``chunk_size``, or 2²⁴ / V balanced so the last chunk is not a sliver."""
+    if chunk_size is not None:
+        return chunk_size
+    rows = max(1, CHUNK_ELEMENTS // max(vocab, 1))
+    if n <= rows:
+        return max(n, 1)
+    parts = -(-n // rows)
+    return -(-n // parts)
 
 
-def _chunk_loss(z: Tensor, t: Tensor, keep: Tensor, eps: float, z_loss: float) -> tuple[Tensor, Tensor]:
-    """Per-token loss and log-sum-exp of one chunk of logits ``z`` (n, V)."""
-    lse = torch.logsumexp(z, dim=1)
-    nll = lse - z.gather(1, t.unsqueeze(1)).squeeze(1)
-    loss = nll if eps == 0 else (1.0 - eps) * nll + eps * (lse - z.mean(dim=1))
+def _logits_into(z: Tensor, th: Tensor | None, x: Tensor, w: Tensor, b: Tensor | None,
+                 softcap: float | None) -> None:
+    """``z ← x Wᵀ + b`` in place (soft-capped, with ``th ← tanh(z/c)`` kept for the gradient)."""
+    if b is None:
+        z.addmm_(x, w.T, beta=0)  # beta=0: z's old contents are ignored, NaN included
+    else:
+        z.copy_(b.expand_as(z)).addmm_(x, w.T)
+    if th is not None and softcap is not None:
+        th.copy_(z).div_(softcap).tanh_()
+        z.copy_(th).mul_(softcap)
+
+
+def _grad_rows(z: Tensor, th: Tensor | None, t: Tensor, s: Tensor, eps: float, c: Tensor | None) -> None:
+    """Turn ``z = s·softmax`` (row sums ``s``) in place into ``s·∂ℓ/∂z_pre`` of the unit loss
+    ``(1-ε)·nll + ε·smooth + λ·lse²``: ``c·e - s·ε/V - s·(1-ε)·onehot(t)`` with ``c = 1 + 2λ·lse``,
+    times ``1 - tanh²`` when soft-capped. The caller scales row i by ``rᵢ`` (through the matrix
+    products, not here)."""
+    if c is not None:
+        z.mul_(c.unsqueeze(1))
+    if eps != 0:
+        z.sub_((s * (eps / z.shape[1])).unsqueeze(1))
+    z.scatter_add_(1, t.unsqueeze(1), (s * -(1.0 - eps)).unsqueeze(1))
+    if th is not None:
+        z.mul_(th.square_().neg_().add_(1.0))
+
+
+def _accumulate(z: Tensor, r: Tensor, x: Tensor, w: Tensor, gx: Tensor | None, gw: Tensor | None,
+                gb: Tensor | None, first: bool) -> None:
+    """Add one chunk's gradient, ``diag(r)·z`` with respect to the pre-softcap logits, into
+    ``gx`` (the chunk's rows), ``gw`` and ``gb``: two matrix products and a matrix-vector one."""
+    beta = 0.0 if first else 1.0
+    if gx is not None:
+        gx.addmm_(z, w, beta=0).mul_(r.unsqueeze(1))
+    if gw is not None:
+        gw.addmm_(z.T, x * r.unsqueeze(1), beta=beta)
+    if gb is not None:
+        gb.addmv_(z.T, r, beta=beta)
+
+
+def _chunk_stats(z: Tensor, t: Tensor, keep: Tensor, eps: float,
+                 z_loss: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-token loss, log-sum-exp and row sum ``s`` of one chunk of logits; leaves
+    ``z ← exp(z - max)`` (so ``z / s`` is the softmax)."""
+    zy = z.gather(1, t.unsqueeze(1)).squeeze(1)
+    zbar = z.mean(dim=1) if eps != 0 else None
+    m = z.amax(dim=1)
+    z.sub_(m.unsqueeze(1)).exp_()
+    s = z.sum(dim=1)
+    lse = m + s.log()
+    loss = lse - zy
+    if zbar is not None:
+        loss = (1.0 - eps) * loss + eps * (lse - zbar)
     if z_loss != 0:
         loss = loss + z_loss * lse.square()
-    return torch.where(keep, loss, loss.new_zeros(())), lse
+    return torch.where(keep, loss, loss.new_zeros(())), lse, s
 
 
-def _chunk_dlogits(z: Tensor, lse: Tensor, t: Tensor, keep: Tensor, g: Tensor, eps: float,
-                   z_loss: float, softcap: float | None) -> Tensor:
-    """∂(Σ g·loss)/∂(pre-softcap logits) for one chunk (written into ``z``'s buffer's copy)."""
-    p = torch.exp(z - lse.unsqueeze(1))
-    scale = g if z_loss == 0 else g * (1.0 + 2.0 * z_loss * lse)
-    d = p * scale.unsqueeze(1)
-    if eps != 0:
-        d = d - (g * (eps / z.shape[1])).unsqueeze(1)
-    d = d.scatter_add(1, t.unsqueeze(1), (-(1.0 - eps) * g).unsqueeze(1))
-    d = d * keep.unsqueeze(1).to(d.dtype)
-    if softcap is not None:
-        d = d * (1.0 - (z / softcap).square())
-    return d
+def _chunked_pass(xa: Tensor, wa: Tensor, ba: Tensor | None, ts: Tensor, keep: Tensor, eps: float,
+                  z_loss: float, softcap: float | None, rows: int, need: tuple[bool, bool, bool]
+                  ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """One pass over the token chunks: per-token losses and log-sum-exps and, for each ``need``
+    that is set, the gradient of ``Σ_kept ℓ`` with respect to hidden, weight and bias (three
+    matrix products per chunk in all, one chunk of logits alive)."""
+    n, vocab = xa.shape[0], wa.shape[0]
+    z_buf = xa.new_empty((min(rows, n), vocab))
+    th_buf = None if softcap is None else torch.empty_like(z_buf)
+    gx = torch.empty_like(xa) if need[0] else None
+    gw = (torch.empty_like(wa) if n else torch.zeros_like(wa)) if need[1] else None
+    gb = None if ba is None or not need[2] else (torch.empty_like(ba) if n else torch.zeros_like(ba))
+    losses, lses = [], []
+    for s0 in range(0, n, rows):
+        e0 = min(s0 + rows, n)
+        z = z_buf[: e0 - s0]
+        th = None if th_buf is None else th_buf[: e0 - s0]
+        _logits_into(z, th, xa[s0:e0], wa, ba, softcap)
+        loss, lse, s = _chunk_stats(z, ts[s0:e0], keep[s0:e0], eps, z_loss)
+        losses.append(loss)
+        lses.append(lse)
+        if any(need):
+            _grad_rows(z, th, ts[s0:e0], s, eps, None if z_loss == 0 else 1.0 + 2.0 * z_loss * lse)
+            r = keep[s0:e0].to(s.dtype) / s
+            _accumulate(z, r, xa[s0:e0], wa, None if gx is None else gx[s0:e0], gw, gb, s0 == 0)
+    out = torch.cat(losses) if losses else xa.new_zeros((0,))
+    lse_all = torch.cat(lses) if lses else xa.new_zeros((0,))
+    return out, lse_all, gx, gw, gb
+
+
+def _recompute_grads(xa: Tensor, wa: Tensor, ba: Tensor | None, ts: Tensor, keep: Tensor, lse: Tensor,
+                     g: Tensor, eps: float, z_loss: float, softcap: float | None, rows: int,
+                     need: tuple[bool, bool, bool]) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of ``Σ gᵢ ℓᵢ`` for an arbitrary per-token ``g`` (``reduction="none"``): each
+    chunk's logits are recomputed from the saved log-sum-exp (four matrix products in all)."""
+    n, vocab = xa.shape[0], wa.shape[0]
+    z_buf = xa.new_empty((min(rows, n), vocab))
+    th_buf = None if softcap is None else torch.empty_like(z_buf)
+    gx = torch.empty_like(xa) if need[0] else None
+    gw = (torch.empty_like(wa) if n else torch.zeros_like(wa)) if need[1] else None
+    gb = None if ba is None or not need[2] else (torch.empty_like(ba) if n else torch.zeros_like(ba))
+    ga = g.to(lse.dtype) * keep.to(lse.dtype)
+    c = None if z_loss == 0 else 1.0 + 2.0 * z_loss * lse
+    ones = lse.new_ones(())
+    for s0 in range(0, n, rows):
+        e0 = min(s0 + rows, n)
+        z = z_buf[: e0 - s0]
+        th = None if th_buf is None else th_buf[: e0 - s0]
+        _logits_into(z, th, xa[s0:e0], wa, ba, softcap)
+        z.sub_(lse[s0:e0].unsqueeze(1)).exp_()
+        _grad_rows(z, th, ts[s0:e0], ones.expand(e0 - s0), eps, None if c is None else c[s0:e0])
+        _accumulate(z, ga[s0:e0], xa[s0:e0], wa, None if gx is None else gx[s0:e0], gw, gb, s0 == 0)
+    return gx, gw, gb
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Per-token losses of the chunked linear cross-entropy (see the module docstring)."""
+    """Per-token losses of the chunked linear cross-entropy (see the module docstring).
+
+    ``fuse``: form the gradients of ``Σ_kept ℓ`` in the forward pass; valid only because the
+    per-token losses go straight into ``reduce`` with ``"mean"``/``"sum"``, which gives every
+    kept token the same incoming gradient. ``stash``: keep those gradients on ``ctx`` rather
+    than saving them, and hand them to autograd scaled in place (no copy); a second backward
+    (``retain_graph=True``) forms them again with the same pass, so it returns the same bits.
+    Under ``torch.compile`` they are saved and scaled out of place instead."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, ignore_index: int,
-                eps: float, z_loss: float, softcap: float | None, chunk: int,
-                fused: bool) -> Tensor:
-        acc = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        xa, wa = x.to(acc), w.to(acc)
-        ba = None if b is None else b.to(acc)
+                eps: float, z_loss: float, softcap: float | None, rows: int, fuse: bool,
+                stash: bool, need: tuple[bool, bool, bool]) -> Tensor:
+        xa, wa = as_float32(x, w)
+        ba = None if b is None else as_float32(b)[0]
         keep = t != ignore_index
         ts = torch.where(keep, t, torch.zeros((), dtype=t.dtype, device=t.device))
-        n = x.shape[0]
-        losses, lses = [], []
-        gx = torch.zeros_like(xa) if fused else None
-        gw = torch.zeros_like(wa) if fused else None
-        gb = None if ba is None or not fused else torch.zeros_like(ba)
-        for s in range(0, n, chunk):
-            e = min(s + chunk, n)
-            z = _chunk_logits(xa[s:e], wa, ba, softcap)
-            loss, lse = _chunk_loss(z, ts[s:e], keep[s:e], eps, z_loss)
-            losses.append(loss)
-            lses.append(lse)
-            if fused:
-                ones = torch.ones_like(lse)
-                d = _chunk_dlogits(z, lse, ts[s:e], keep[s:e], ones, eps, z_loss, softcap)
-                gx[s:e] = d @ wa  # type: ignore[index]
-                gw.addmm_(d.T, xa[s:e])  # type: ignore[union-attr]
-                if gb is not None:
-                    gb.add_(d.sum(0))
-        out = torch.cat(losses) if losses else xa.new_zeros((0,))
-        ctx.hp = (eps, z_loss, softcap, chunk, fused, b is not None, x.dtype, w.dtype,
-                  None if b is None else b.dtype)
-        if fused:
-            ctx.save_for_backward(keep, gx, gw, gb)
+        out, lse, gx, gw, gb = _chunked_pass(xa, wa, ba, ts, keep, eps, z_loss, softcap, rows,
+                                             need if fuse else (False, False, False))
+        ctx.hp = (eps, z_loss, softcap, rows, need, x.dtype, w.dtype, None if b is None else b.dtype)
+        ctx.mode, ctx.stashed = ("stash" if stash else "saved") if fuse else "recompute", None
+        if fuse and stash:
+            ctx.stashed = (gx, gw, gb)
+            ctx.save_for_backward(x, w, b, ts, keep, lse)
+        elif fuse:
+            ctx.save_for_backward(x, w, b, ts, keep, lse, gx, gw, gb)
         else:
-            lse_all = torch.cat(lses) if lses else xa.new_zeros((0,))
-            ctx.save_for_backward(x, w, b, ts, keep, lse_all)
+            ctx.save_for_backward(x, w, b, ts, keep, lse)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        eps, z_loss, softcap, chunk, fused, _, xdt, wdt, bdt = ctx.hp
-        if fused:
-            keep, gx, gw, gb = ctx.saved_tensors
-            # The fused path only backs a "mean"/"sum" reduction, whose incoming gradient is the
-            # same for every kept token (and 0 for ignored ones): its mean over kept tokens.
+        eps, z_loss, softcap, rows, need, xdt, wdt, bdt = ctx.hp
+        x, w, b, ts, keep, lse = ctx.saved_tensors[:6]
+        xa, wa = as_float32(x, w)
+        ba = None if b is None else as_float32(b)[0]
+        if ctx.mode == "recompute":
+            grads = _recompute_grads(xa, wa, ba, ts, keep, lse, g, eps, z_loss, softcap, rows, need)
+        else:
+            if ctx.mode == "saved":
+                gx, gw, gb = ctx.saved_tensors[6:]
+                gx, gw, gb = (None if t_ is None else t_.clone() for t_ in (gx, gw, gb))
+            elif ctx.stashed is not None:
+                (gx, gw, gb), ctx.stashed = ctx.stashed, None
+            else:  # backward again after the stashed gradients were handed out
+                gx, gw, gb = _chunked_pass(xa, wa, ba, ts, keep, eps, z_loss, softcap, rows, need)[2:]
+            # Every kept token has the same incoming gradient (that of "mean"/"sum"), ignored
+            # ones 0: the gradients formed in forward scale by its mean over kept tokens.
             kept = keep.to(g.dtype)
             gbar = (g * kept).sum() / kept.sum().clamp_min(1.0)
-            dx = (gx * g.unsqueeze(1).to(gx.dtype)).to(xdt)
-            dw = (gw * gbar.to(gw.dtype)).to(wdt)
-            db = None if gb is None else (gb * gbar.to(gb.dtype)).to(bdt)
-            return dx, dw, db, None, None, None, None, None, None, None
-        x, w, b, ts, keep, lse = ctx.saved_tensors
-        acc = lse.dtype
-        xa, wa = x.to(acc), w.to(acc)
-        ba = None if b is None else b.to(acc)
-        ga = g.to(acc)
-        dx = torch.zeros_like(xa)
-        dw = torch.zeros_like(wa)
-        db = None if ba is None else torch.zeros_like(ba)
-        n = x.shape[0]
-        for s in range(0, n, chunk):
-            e = min(s + chunk, n)
-            z = _chunk_logits(xa[s:e], wa, ba, softcap)
-            d = _chunk_dlogits(z, lse[s:e], ts[s:e], keep[s:e], ga[s:e], eps, z_loss, softcap)
-            dx[s:e] = d @ wa
-            dw.addmm_(d.T, xa[s:e])
-            if db is not None:
-                db.add_(d.sum(0))
-        return (dx.to(xdt), dw.to(wdt), None if db is None else db.to(bdt),
-                None, None, None, None, None, None, None)
+            grads = (None if gx is None else gx.mul_(g.unsqueeze(1).to(gx.dtype)),
+                     None if gw is None else gw.mul_(gbar.to(gw.dtype)),
+                     None if gb is None else gb.mul_(gbar.to(gb.dtype)))
+        dx, dw, db = grads
+        return (None if dx is None else dx.to(xdt), None if dw is None else dw.to(wdt),
+                None if db is None else db.to(bdt), *(None,) * 9)
 
 
 def _shifted(hidden: Tensor, target: Tensor, shift: bool) -> tuple[Tensor, Tensor]:
@@ -296,14 +371,13 @@ def linear_cross_entropy(
     out_shape = target.shape
     x = hidden.reshape(-1, hidden.shape[-1])
     t = target.reshape(-1)
-    chunk = chunk_size if chunk_size is not None else max(1, CHUNK_ELEMENTS // max(vocab, 1))
-    needs_grad = torch.is_grad_enabled() and (
-        hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-    )
-    fused = reduction != "none" and needs_grad
+    chunk = _chunk_rows(x.shape[0], vocab, chunk_size)
+    need = (hidden.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+    fuse = reduction != "none" and torch.is_grad_enabled() and any(need)
+    stash = not torch.compiler.is_compiling()
     per = _LinearCrossEntropy.apply(x, weight, bias, t, ignore_index, float(label_smoothing),
                                     float(z_loss), None if softcap is None else float(softcap),
-                                    chunk, fused)
+                                    chunk, fuse, stash, need)
     per = per.reshape(out_shape)
     return reduce(per, reduction, mask=target != ignore_index, normalizer=normalizer, empty=empty)
 
