@@ -13,6 +13,7 @@ import torch
 import losskit.functional as LF
 import losskit.nn as LN
 from losskit import LossInputError
+from losskit.losses import contrastive as C
 from reference import contrastive_ref as ref
 
 TOL = dict(rtol=1e-10, atol=1e-10)
@@ -204,10 +205,12 @@ def test_chunked_path_saves_no_quadratic_tensor() -> None:
     assert chunked < 8 * (2 * b) * (d + 8) * 4       # the chunked one O(B·D): embeddings + stats
 
 
-def test_chunked_path_traces_fullgraph() -> None:
+def test_chunked_path_traces_fullgraph(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = _randn(8, 4, seed=21), _randn(8, 4, seed=22)
-    fn = torch.compile(lambda a, b: LF.nt_xent_loss(a, b, chunk_size=3), backend="eager",
-                       fullgraph=True)
+    # the automatic choice (16 × 16 logits > 100 entries → chunks of 48 // 16 = 3 rows)
+    monkeypatch.setattr(C, "AUTO_CHUNK_ABOVE", 100)
+    monkeypatch.setattr(C, "AUTO_CHUNK_BLOCK", 48)
+    fn = torch.compile(lambda a, b: LF.nt_xent_loss(a, b), backend="eager", fullgraph=True)
     _assert_same(fn, lambda a, b: LF.nt_xent_loss(a, b), (x, y))
     fs = torch.compile(lambda a, b: LF.siglip_loss(a, b, logit_scale=10.0, logit_bias=-10.0,
                                                    chunk_size=3), backend="eager", fullgraph=True)
@@ -225,6 +228,104 @@ def test_chunked_gradcheck() -> None:
     f = _leaves(_randn(4, 2, 3, seed=25))[0]
     assert torch.autograd.gradcheck(
         lambda a: LF.supcon_loss(a, torch.tensor([0, 1, 0, 1]), chunk_size=3), (f,))
+
+
+# --------------------------------------------------------------------------- chunk_size="auto"
+
+
+def _uses_chunked(out: torch.Tensor) -> bool:
+    """Whether the autograd graph of ``out`` runs through a chunked Function."""
+    todo, seen = [out.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if "Chunked" in type(node).__name__:
+            return True
+        todo += [nxt for nxt, _ in node.next_functions]
+    return False
+
+
+def test_auto_chunk_threshold_and_block() -> None:
+    above, block = C.AUTO_CHUNK_ABOVE, C.AUTO_CHUNK_BLOCK
+    assert (above, block) == (2**24, 2**22)                   # the documented figures
+    assert C._resolve_chunk("auto", 4096, 4096) is None        # NT-Xent at B = 2048: dense
+    assert C._resolve_chunk("auto", 4096, 4097) == block // 4097
+    assert C._resolve_chunk("auto", 8192, 8192) == 512         # NT-Xent at B = 4096
+    assert C._resolve_chunk("auto", 2, 2**23 + 1) == 1         # a huge key set: one row a time
+    assert C._resolve_chunk(None, 10**6, 10**6) is None         # None disables it
+    assert C._resolve_chunk(7, 3, 3) == 7                       # an explicit size is kept
+
+
+# (name, fn(x, y, t, chunk_size), float64 reference of the "mean", logits rows × cols at B=8)
+_AUTO_CASES = [
+    ("info_nce", lambda a, b, t, c: LF.info_nce_loss(a, b, temperature=t, chunk_size=c,
+                                                      reduction="none"),
+     lambda a, b, t: sum(ref.info_nce(a, b, temperature=t)) / 8, 8 * 8),
+    ("nt_xent", lambda a, b, t, c: LF.nt_xent_loss(a, b, temperature=t, chunk_size=c,
+                                                    reduction="none"),
+     lambda a, b, t: ref.nt_xent(a, b, temperature=t), 16 * 16),
+    ("clip", lambda a, b, t, c: LF.clip_loss(a, b, logit_scale=1 / t, chunk_size=c,
+                                              reduction="none"),
+     lambda a, b, t: sum(ref.clip(a, b, 1 / t)) / 8, 8 * 8),
+    ("siglip", lambda a, b, t, c: LF.siglip_loss(a, b, logit_scale=1 / t, logit_bias=-2.0,
+                                                  chunk_size=c, reduction="none"),
+     lambda a, b, t: sum(ref.siglip(a, b, 1 / t, -2.0)) / 8, 8 * 8),
+    ("supcon", lambda a, b, t, c: LF.supcon_loss(torch.stack([a, b], 1), torch.arange(8) % 3,
+                                                  temperature=t, base_temperature=0.07,
+                                                  chunk_size=c, reduction="none"),
+     lambda a, b, t: _supcon_ref_mean(torch.stack([a, b], 1), [i % 3 for i in range(8)],
+                                      temperature=t, base_temperature=0.07), 16 * 16),
+]
+
+
+@pytest.mark.parametrize("name,fn,reference,entries", _AUTO_CASES, ids=[c[0] for c in _AUTO_CASES])
+def test_auto_chunking_on_both_sides_of_the_threshold(monkeypatch: pytest.MonkeyPatch, name, fn,
+                                                      reference, entries: int) -> None:
+    x, y = _randn(8, 6, seed=40), _randn(8, 6, seed=41)
+    t = torch.tensor(0.3, dtype=torch.float64)
+    monkeypatch.setattr(C, "AUTO_CHUNK_BLOCK", 3 * 16)         # 3 rows per chunk at 16 columns
+    for threshold, chunked in ((entries, False), (entries - 1, True)):
+        monkeypatch.setattr(C, "AUTO_CHUNK_ABOVE", threshold)
+        a, b, s = _leaves(x, y, t)
+        assert _uses_chunked(fn(a, b, s, "auto")) is chunked
+        assert not _uses_chunked(fn(a, b, s, None))           # None never chunks
+        # reduction="none" with a non-uniform upstream gradient (PITFALLS 11)
+        w = _randn(8 if name != "nt_xent" else 16, seed=42).abs()
+        w = w[:, None] if name == "supcon" else w
+        _assert_same(_weighted(lambda p, q, r: fn(p, q, r, "auto"), w),
+                     _weighted(lambda p, q, r: fn(p, q, r, None), w), (x, y, t))
+        # the mean against the float64 reference, value and gradients
+        _assert_same(lambda p, q, r: fn(p, q, r, "auto").mean(), reference, (x, y, t))
+
+
+
+def test_auto_chunked_half_precision_and_extremes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(C, "AUTO_CHUNK_ABOVE", 10)
+    monkeypatch.setattr(C, "AUTO_CHUNK_BLOCK", 40)
+    x, y = _randn(10, 4, seed=43), _randn(10, 4, seed=44)
+    # half in, float32 out, close to float64 on the same (rounded) inputs
+    out = LF.nt_xent_loss(*_leaves(x.half(), y.half()))
+    assert out.dtype == torch.float32 and _uses_chunked(out)
+    want = ref.nt_xent(x.half().double(), y.half().double(), temperature=0.5)
+    assert abs(out.item() - want.item()) < 1e-3
+    # huge unnormalised embeddings: logits ~1e8, still a finite value and finite gradients,
+    # equal to the dense path's
+    big = (x * 1e4, y * 1e4)
+    for make in (lambda c: lambda a, b: LF.nt_xent_loss(a, b, normalize=False, chunk_size=c),
+                 lambda c: lambda a, b: LF.siglip_loss(a, b, logit_scale=10.0, logit_bias=-10.0,
+                                                       normalize=False, chunk_size=c)):
+        value, grads = _value_and_grads(make("auto"), big)
+        assert torch.isfinite(value) and all(torch.isfinite(g).all() for g in grads)
+        _assert_same(make("auto"), make(None), big, rtol=1e-12, atol=1e-8)
+
+
+def test_paired_negatives_accept_the_default_auto() -> None:
+    q, p, n = _randn(5, 4, seed=45), _randn(5, 4, seed=46), _randn(5, 3, 4, seed=47)
+    torch.testing.assert_close(
+        LF.info_nce_loss(q, p, negative_keys=n, negative_mode="paired"),
+        LF.info_nce_loss(q, p, negative_keys=n, negative_mode="paired", chunk_size=None), **TOL)
 
 
 # --------------------------------------------------------------------------- peers, 1e-6 float32
@@ -340,6 +441,8 @@ def test_modules_and_half_precision() -> None:
         lambda x: LF.nt_xent_loss(x, x, local_loss=True),
         lambda x: LF.nt_xent_loss(x, x, process_group=object()),
         lambda x: LF.nt_xent_loss(x, x, chunk_size=0),
+        lambda x: LF.nt_xent_loss(x, x, chunk_size="big"),
+        lambda x: LF.nt_xent_loss(x, x, chunk_size=True),
         lambda x: LF.nt_xent_loss(x, x[:3]),
         lambda x: LF.nt_xent_loss(x, x, temperature=0.0),
         lambda x: LF.info_nce_loss(x, x, negative_keys=x[None], negative_mode="paired",
