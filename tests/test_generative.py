@@ -413,3 +413,181 @@ def test_eager_penalties_accept_critics_torch_func_refuses() -> None:
     eps = torch.full((3,), 0.3, dtype=torch.float64)
     torch.testing.assert_close(LF.gradient_penalty(d, x, x.detach() + 1, eps=eps, reduction="none"),
                                ref.gradient_penalty(d, x, x.detach() + 1, eps, 10.0, 1.0), **TOL)
+
+
+# --------------------------------------------------------------------------- GAN fused paths
+
+D_FUSED = ["minimax", "lsgan", "hinge", "wgan"]
+G_FUSED = ["non_saturating", "minimax", "lsgan", "hinge", "wgan"]
+
+
+def _reduce_ref(per: torch.Tensor, reduction: str, weight: torch.Tensor | None,
+                keep: torch.Tensor | None, normalizer: float | None) -> torch.Tensor:
+    """The documented reduction written out: Σ m·w·ℓ, divided by Σ m·w (mean) or the normalizer."""
+    w = torch.ones_like(per) if weight is None else weight.expand_as(per)
+    m = torch.ones_like(per) if keep is None else keep.to(per.dtype).expand_as(per)
+    weighted = per * w * m
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum() / (1.0 if normalizer is None else normalizer)
+    return weighted.sum() / (w * m).sum()
+
+
+_OPTIONS = {
+    "none": dict(reduction="none"),
+    "mean": dict(reduction="mean"),
+    "sum": dict(reduction="sum"),
+    "sum_normalizer": dict(reduction="sum", normalizer=11.0),
+    "mean_weight": dict(reduction="mean", sample_weight="per_sample"),
+    "none_mask": dict(reduction="none", mask=True),
+    "mean_weight_mask": dict(reduction="mean", sample_weight="per_element", mask=True),
+}
+
+
+def _materialise(opt: dict, shape: tuple[int, ...]) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
+    kw = dict(opt)
+    weight = keep = None
+    if kw.get("sample_weight") == "per_sample":
+        weight = torch.rand(shape[0], generator=_gen(40), dtype=torch.float64) + 0.1
+        kw["sample_weight"] = weight
+        weight = weight.reshape((-1,) + (1,) * (len(shape) - 1))
+    elif kw.get("sample_weight") == "per_element":
+        weight = torch.rand(shape, generator=_gen(41), dtype=torch.float64) + 0.1
+        kw["sample_weight"] = weight
+    if kw.pop("mask", False):
+        keep = torch.rand(shape, generator=_gen(42)) > 0.3
+        kw["mask"] = keep
+    return kw, weight, keep
+
+
+@pytest.mark.parametrize("option", list(_OPTIONS))
+def test_gan_fast_paths_match_reference_for_every_option(option: str) -> None:
+    shape = (2**17 // 3 + 5, 4)      # crosses the fused chunk boundary
+    # (the hinge kinks, where the reference's clamp and relu pick different subgradients, are
+    # pinned in test_gan_fast_paths_hinge_kinks_follow_relu)
+    real, fake = _leaf(*shape, seed=43, scale=3.0), _leaf(*shape, seed=44, scale=3.0)
+    kw, weight, keep = _materialise(_OPTIONS[option], shape)
+    upstream = torch.randn(shape, generator=_gen(45), dtype=torch.float64)
+    norm = kw.get("normalizer")
+
+    def grads(out: torch.Tensor, leaves: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return torch.autograd.grad(out, leaves, upstream if out.ndim else None)
+
+    for kind in D_FUSED:
+        ours = LF.gan_discriminator_loss(real, fake, kind=kind, **kw)
+        theirs = _reduce_ref(ref.discriminator(real, fake, kind), kw["reduction"], weight, keep, norm)
+        torch.testing.assert_close(ours, theirs, **TOL)
+        for a, b in zip(grads(ours, [real, fake]), grads(theirs, [real, fake])):
+            torch.testing.assert_close(a, b, **TOL)
+    for kind in G_FUSED:
+        ours = LF.gan_generator_loss(fake, kind=kind, **kw)
+        theirs = _reduce_ref(ref.generator(fake, kind), kw["reduction"], weight, keep, norm)
+        torch.testing.assert_close(ours, theirs, **TOL)
+        torch.testing.assert_close(grads(ours, [fake])[0], grads(theirs, [fake])[0], **TOL)
+
+
+def _saved_beyond_inputs(fn, *inputs: torch.Tensor) -> int:
+    seen = {t.untyped_storage().data_ptr() for t in inputs}
+    extra = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal extra
+        if t.untyped_storage().data_ptr() not in seen and t.numel() > 1:
+            extra += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*inputs)
+    return extra
+
+
+def _graph_names(out: torch.Tensor) -> set[str]:
+    names, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None:
+            names.add(type(node).__name__)
+            stack.extend(fn for fn, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_gan_fast_paths_save_only_the_logits(reduction: str) -> None:
+    real = torch.randn(1000, requires_grad=True)
+    fake = torch.randn(1000, requires_grad=True)
+    for kind in ("minimax", "lsgan", "hinge"):       # the kinds with a fused path
+        out = LF.gan_discriminator_loss(real, fake, kind=kind, reduction=reduction)
+        assert "_FusedBackward" in _graph_names(out)
+    for kind in ("non_saturating", "minimax", "lsgan"):
+        assert "_FusedBackward" in _graph_names(LF.gan_generator_loss(fake, kind=kind, reduction=reduction))
+    for kind in D_FUSED:
+        def d(r: torch.Tensor, f: torch.Tensor, k: str = kind) -> torch.Tensor:
+            return LF.gan_discriminator_loss(r, f, kind=k, reduction=reduction)
+
+        assert _saved_beyond_inputs(d, real, fake) == 0
+    for kind in G_FUSED:
+        assert _saved_beyond_inputs(
+            lambda f, k=kind: LF.gan_generator_loss(f, kind=k, reduction=reduction), fake) == 0
+
+
+def _composed_d(r: torch.Tensor, f: torch.Tensor, kind: str) -> torch.Tensor:
+    # the textbook per-element forms, stable at any logit (the path torch.compile takes)
+    return {"minimax": lambda: F.softplus(-r) + F.softplus(f),
+            "lsgan": lambda: 0.5 * (r - 1).square() + 0.5 * f.square(),
+            "hinge": lambda: F.relu(1 - r) + F.relu(1 + f),
+            "wgan": lambda: f - r}[kind]()
+
+
+def _composed_g(f: torch.Tensor, kind: str) -> torch.Tensor:
+    return {"non_saturating": lambda: F.softplus(-f), "minimax": lambda: -F.softplus(f),
+            "lsgan": lambda: 0.5 * (f - 1).square(), "hinge": lambda: -f, "wgan": lambda: -f}[kind]()
+
+
+F = torch.nn.functional
+EXTREMES = [-1e4, -100.0, -30.0, -1.0, -1e-7, 0.0, 1e-7, 1.0, 30.0, 100.0, 1e4]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_gan_fast_paths_equal_composed_forms_at_extremes_and_half(dtype: torch.dtype, reduction: str) -> None:
+    vals = torch.tensor(EXTREMES).clamp(-6e4, 6e4) if dtype == torch.float16 else torch.tensor(EXTREMES)
+    r0, f0 = torch.cartesian_prod(vals, vals).T.contiguous()
+    up = torch.linspace(-2.0, 3.0, r0.numel()) if reduction == "none" else None
+
+    def compare(ours: torch.Tensor, theirs: torch.Tensor, leaves: list, ref_leaves: list) -> None:
+        theirs = theirs if reduction == "none" else theirs.mean()
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+        for a, b in zip(torch.autograd.grad(ours, leaves, up), torch.autograd.grad(theirs, ref_leaves, up)):
+            assert a.dtype == dtype and bool(torch.isfinite(a).all())
+            torch.testing.assert_close(a.float(), b.to(dtype).float(), rtol=1e-6, atol=1e-6)
+
+    def fresh() -> tuple[list, list]:
+        leaves = [r0.to(dtype).requires_grad_(True), f0.to(dtype).requires_grad_(True)]
+        return leaves, [t.detach().float().requires_grad_(True) for t in leaves]
+
+    for kind in D_FUSED:
+        leaves, ref_leaves = fresh()
+        compare(LF.gan_discriminator_loss(*leaves, kind=kind, reduction=reduction),
+                _composed_d(*ref_leaves, kind), leaves, ref_leaves)
+    for kind in G_FUSED:
+        leaves, ref_leaves = fresh()
+        compare(LF.gan_generator_loss(leaves[1], kind=kind, reduction=reduction),
+                _composed_g(ref_leaves[1], kind), leaves[1:], ref_leaves[1:])
+
+
+def test_gan_fast_paths_hinge_kinks_follow_relu() -> None:
+    r = torch.tensor([1.0, 0.5, 2.0], requires_grad=True)
+    f = torch.tensor([-1.0, -0.5, -2.0], requires_grad=True)
+    gr, gf = torch.autograd.grad(LF.gan_discriminator_loss(r, f, kind="hinge", reduction="sum"), [r, f])
+    assert gr.tolist() == [0.0, -1.0, 0.0] and gf.tolist() == [0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("kind", ["minimax", "lsgan"])
+def test_gan_fast_paths_double_backward(kind: str) -> None:
+    real, fake = _leaf(5, seed=46), _leaf(5, seed=47)
+    assert torch.autograd.gradgradcheck(
+        lambda r, f: LF.gan_discriminator_loss(r, f, kind=kind, reduction="none"), (real, fake))
+    for g_kind in ("non_saturating", "minimax", "lsgan"):
+        assert torch.autograd.gradgradcheck(lambda f, k=g_kind: LF.gan_generator_loss(f, kind=k), (fake,))

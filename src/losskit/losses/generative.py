@@ -24,6 +24,7 @@ from losskit._core.checks import (
     check_same_shape,
     shape_str,
 )
+from losskit._core.fused import ElementwiseKernel, elementwise_loss
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -353,6 +354,72 @@ class ELBOLoss(LossModule):
 
 # --------------------------------------------------------------------------- GAN
 
+# The per-element terms of the GAN objectives as fused kernels (losskit._core.fused): a closed-
+# form gradient, only the logits saved for backward, run over cache-sized chunks. Each term
+# depends on one tensor of logits; the fused framework's second ("target") slot is unused.
+
+
+def _softplus_neg_grad(x: Tensor, _: Tensor) -> Tensor:
+    # d/dx softplus(-x) = -σ(-x), kept to float precision (σ(x) - 1 would round it to 0 from x ≈ 17)
+    return torch.neg(x).sigmoid_().neg_()
+
+
+def _half_square_grad(x: Tensor, _: Tensor) -> Tensor:
+    return x
+
+
+_SOFTPLUS_NEG = ElementwiseKernel(   # -log σ(x): the real term of minimax D, non-saturating G
+    "gan_softplus_neg",
+    reference=lambda x, _: F.softplus(-x),
+    value=lambda x, _: F.softplus(torch.neg(x)),
+    grad=_softplus_neg_grad,
+)
+_SOFTPLUS = ElementwiseKernel(       # -log(1 - σ(x)): the fake term of minimax D
+    "gan_softplus",
+    reference=lambda x, _: F.softplus(x),
+    value=lambda x, _: F.softplus(x),
+    grad=lambda x, _: torch.sigmoid(x),
+)
+_NEG_SOFTPLUS = ElementwiseKernel(   # log(1 - σ(x)): minimax G
+    "gan_neg_softplus",
+    reference=lambda x, _: -F.softplus(x),
+    value=lambda x, _: F.softplus(x).neg_(),
+    grad=lambda x, _: torch.sigmoid(x).neg_(),
+)
+_HALF_SQUARE_TO_ONE = ElementwiseKernel(   # ½(x - 1)²: the real term of LSGAN D, LSGAN G
+    "gan_half_square_to_one",
+    reference=lambda x, _: 0.5 * (x - 1.0).square(),
+    value=lambda x, _: torch.sub(x, 1.0).square_().mul_(0.5),
+    grad=lambda x, _: torch.sub(x, 1.0),
+)
+_HALF_SQUARE = ElementwiseKernel(    # ½x²: the fake term of LSGAN D
+    "gan_half_square",
+    reference=lambda x, _: 0.5 * x.square(),
+    value=lambda x, _: torch.square(x).mul_(0.5),
+    grad=_half_square_grad,
+)
+# The hinge kinks take relu's convention: derivative 0 where the argument is exactly 0.
+_HINGE_REAL = ElementwiseKernel(     # max(0, 1 - x)
+    "gan_hinge_real",
+    reference=lambda x, _: F.relu(1.0 - x),
+    value=lambda x, _: torch.rsub(x, 1.0).clamp_min_(0.0),
+    grad=lambda x, _: torch.lt(x, 1.0).to(x.dtype).neg_(),
+)
+_HINGE_FAKE = ElementwiseKernel(     # max(0, 1 + x)
+    "gan_hinge_fake",
+    reference=lambda x, _: F.relu(1.0 + x),
+    value=lambda x, _: torch.add(x, 1.0).clamp_min_(0.0),
+    grad=lambda x, _: torch.gt(x, -1.0).to(x.dtype),
+)
+_D_TERMS = {"minimax": (_SOFTPLUS_NEG, _SOFTPLUS), "lsgan": (_HALF_SQUARE_TO_ONE, _HALF_SQUARE),
+            "hinge": (_HINGE_REAL, _HINGE_FAKE)}
+_G_TERMS = {"non_saturating": _SOFTPLUS_NEG, "minimax": _NEG_SOFTPLUS, "lsgan": _HALF_SQUARE_TO_ONE}
+
+
+def _term(kernel: ElementwiseKernel, logits: Tensor, reduction: str, opts: dict[str, object]) -> Tensor:
+    """The reduced term ``kernel(logits)``, fused where losskit._core.fused allows."""
+    return elementwise_loss(kernel, logits, logits.detach(), (), reduction, **opts)  # type: ignore[arg-type]
+
 
 def _logit_pair_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
                        extreme: bool = False) -> Sample:
@@ -438,16 +505,13 @@ def gan_discriminator_loss(
     check_floating("fake_logits", fake_logits)
     check_same_shape(real_logits, fake_logits, ("real_logits", "fake_logits"))
     r, f = as_float32(real_logits, fake_logits)
-    if kind == "minimax":
-        per = F.softplus(-r) + F.softplus(f)
-    elif kind == "lsgan":
-        per = 0.5 * (r - 1.0).square() + 0.5 * f.square()
-    elif kind == "hinge":
-        per = F.relu(1.0 - r) + F.relu(1.0 + f)
-    else:
-        per = f - r
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    opts: dict[str, object] = dict(sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                                   empty=empty)
+    if kind == "wgan":
+        return reduce(f - r, reduction, **opts)  # type: ignore[arg-type]
+    # reduce() is linear in the loss, so the two terms are reduced apart and added
+    real_term, fake_term = _D_TERMS[kind]
+    return _term(real_term, r, reduction, opts) + _term(fake_term, f, reduction, opts)
 
 
 class GANDiscriminatorLoss(LossModule):
@@ -510,10 +574,10 @@ def gan_generator_loss(
 
     Examples:
         >>> import torch, losskit.functional as LF
-        >>> f = torch.tensor([-100.0], requires_grad=True)   # D confidently rejects the fake
+        >>> f = torch.tensor([-10.0], requires_grad=True)    # D confidently rejects the fake
         >>> LF.gan_generator_loss(f, kind="minimax").backward()
-        >>> f.grad                                           # minimax saturates ...
-        tensor([-3.7835e-44])
+        >>> f.grad                                           # minimax saturates: -σ(-10) ...
+        tensor([-4.5398e-05])
         >>> f.grad = None; LF.gan_generator_loss(f).backward(); f.grad   # ... non-saturating does not
         tensor([-1.])
 
@@ -526,16 +590,11 @@ def gan_generator_loss(
     check_option("kind", kind, _G_KINDS)
     check_floating("fake_logits", fake_logits)
     (f,) = as_float32(fake_logits)
-    if kind == "non_saturating":
-        per = F.softplus(-f)
-    elif kind == "minimax":
-        per = -F.softplus(f)
-    elif kind == "lsgan":
-        per = 0.5 * (f - 1.0).square()
-    else:
-        per = -f
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    opts: dict[str, object] = dict(sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                                   empty=empty)
+    if kind in ("hinge", "wgan"):
+        return reduce(-f, reduction, **opts)  # type: ignore[arg-type]
+    return _term(_G_TERMS[kind], f, reduction, opts)
 
 
 class GANGeneratorLoss(LossModule):
