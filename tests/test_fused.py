@@ -137,3 +137,81 @@ def test_bad_reduction_is_rejected_before_any_work() -> None:
         elementwise_loss(RESIDUAL, x, t, (0.3,), "avg")
     with pytest.raises(LossInputError, match="empty"):
         elementwise_loss(RESIDUAL, x, t, (0.3,), "mean", empty="skip")
+
+
+# ------------------------------------------------------------------ every kernel in the library
+
+
+def _library_kernels() -> list[object]:
+    import importlib
+    import pkgutil
+
+    import losskit.losses
+
+    found = {}
+    for info in pkgutil.iter_modules(losskit.losses.__path__):
+        module = importlib.import_module(f"losskit.losses.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, ElementwiseKernel):
+                found[value.name] = value
+    return [pytest.param(k, p, id=f"{k.name}{list(p)}") for k in found.values() for p in k.examples]
+
+
+def _target(kind: str, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
+    u = torch.rand(shape, generator=gen, dtype=torch.float64)
+    if kind == "unit":
+        return u
+    if kind == "binary":
+        return (u < 0.3).double()
+    if kind == "sign":
+        return torch.where(u < 0.3, 1.0, -1.0).double()
+    return torch.randn(shape, generator=gen, dtype=torch.float64) * 2
+
+
+def _both_paths(kernel: ElementwiseKernel, x: Tensor, t: Tensor, params: tuple[float, ...],
+                reduction: str, g: Tensor | None) -> list[list[Tensor]]:
+    out = []
+    for path in ("fused", "reference"):
+        xs = x.clone().requires_grad_()
+        ts = t.clone().requires_grad_(kernel.target_grad is not None)
+        if path == "fused":
+            loss = elementwise_loss(kernel, xs, ts, params, reduction)
+        else:
+            per = kernel.reference(xs, ts, *params)
+            loss = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+        wrt = [xs, ts] if ts.requires_grad else [xs]
+        grads = torch.autograd.grad(loss, wrt, loss.new_ones(()) if g is None else g)
+        out.append([loss.detach(), *grads])
+    return out
+
+
+@pytest.mark.parametrize(("kernel", "params"), _library_kernels())
+def test_library_kernel_equals_its_reference(small_chunks: None, kernel: ElementwiseKernel,
+                                             params: tuple[float, ...]) -> None:
+    gen = torch.Generator().manual_seed(3)
+    shape = (6, 37)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 2
+    t = _target(kernel.target, shape, gen)
+    assert fusable(kernel, x, t, params)
+    for reduction in ("none", "sum", "mean"):
+        g = torch.rand(shape, generator=gen, dtype=torch.float64) + 0.5 if reduction == "none" else None
+        fast, ref = _both_paths(kernel, x, t, params, reduction, g)
+        for a, b in zip(fast, ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # float32 through the fused path stays close to float64
+    (v32, g32), (v64, g64) = (_both_paths(kernel, x.float(), t.float(), params, "sum", None)[0][:2],
+                              _both_paths(kernel, x, t, params, "sum", None)[1][:2])
+    torch.testing.assert_close(v32.double(), v64, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(g32.double(), g64, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("kernel", "params"), _library_kernels())
+def test_library_kernel_is_finite_at_extremes(kernel: ElementwiseKernel, params: tuple[float, ...]) -> None:
+    x = torch.tensor([-1e4, -30.0, -1e-8, 0.0, 1e-8, 30.0, 1e4], dtype=torch.float32)
+    for t in _target(kernel.target, x.shape, torch.Generator().manual_seed(4)).float(), x.flip(0):
+        if kernel.target != "real":
+            t = _target(kernel.target, x.shape, torch.Generator().manual_seed(5)).float()
+        xs = x.clone().requires_grad_()
+        loss = elementwise_loss(kernel, xs, t, params, "none")
+        (gx,) = torch.autograd.grad(loss, xs, torch.ones_like(loss))
+        assert loss.isfinite().all() and gx.isfinite().all(), (loss, gx)

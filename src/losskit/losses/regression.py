@@ -24,6 +24,7 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
+from losskit._core.fused import ElementwiseKernel, elementwise_loss
 from losskit._core.module import LossModule
 from losskit._core.reduction import EMPTY_POLICIES, as_float32, per_sample_or_element, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -86,6 +87,8 @@ def _plain(input: Tensor, reduction: str, empty: str, *extras: object) -> bool:
         e is None for e in extras
     )
 
+
+_ONE = torch.ones(())  # the "1 +" of addcmul, broadcast to the chunk
 
 # --------------------------------------------------------------------------- squared / absolute
 
@@ -486,6 +489,27 @@ class SmoothL1Loss(LossModule):
     fn = staticmethod(smooth_l1_loss)
 
 
+def _pseudo_huber(x: Tensor, t: Tensor, delta: float) -> Tensor:
+    z = (x - t) / delta
+    # sqrt(1+z²)-1 = z²/(sqrt(1+z²)+1): no cancellation for small z.
+    return delta**2 * z.square() / (torch.sqrt(1 + z.square()) + 1)
+
+
+def _pseudo_huber_value(x: Tensor, t: Tensor, delta: float) -> Tensor:
+    r2 = torch.sub(x, t).square_()
+    root = (r2 / delta**2).add_(1.0).sqrt_().add_(1.0)   # sqrt(1+z²) + 1
+    return r2.div_(root)
+
+
+def _pseudo_huber_grad(x: Tensor, t: Tensor, delta: float) -> Tensor:
+    r = torch.sub(x, t)
+    return torch.addcmul(_ONE, r, r, value=delta**-2).rsqrt_().mul_(r)   # r / sqrt(1+z²)
+
+
+_PSEUDO_HUBER = ElementwiseKernel("pseudo_huber", _pseudo_huber, _pseudo_huber_value,
+                                  _pseudo_huber_grad, target_grad="negate", examples=((1.0,), (0.3,)))
+
+
 @register(
     "pseudo_huber",
     family="regression",
@@ -548,17 +572,37 @@ def pseudo_huber_loss(
     """
     check_number("delta", delta, low=0, low_open=True)
     input, target = _pair(input, target, broadcast)
-    z = (input - target) / delta
-    # sqrt(1+z²)-1 = z²/(sqrt(1+z²)+1): no cancellation for small z.
-    per = delta**2 * z.square() / (torch.sqrt(1 + z.square()) + 1)
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    return elementwise_loss(_PSEUDO_HUBER, input, target, (delta,), reduction,
+                            sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
 class PseudoHuberLoss(LossModule):
     """Module form of :func:`pseudo_huber_loss`."""
 
     fn = staticmethod(pseudo_huber_loss)
+
+
+def _log_cosh(x: Tensor, t: Tensor) -> Tensor:
+    r = x - t
+    return r + F.softplus(-2.0 * r) - math.log(2.0)
+
+
+def _log_cosh_value(x: Tensor, t: Tensor) -> Tensor:
+    r = torch.sub(x, t)
+    return torch.logaddexp(r, -r).sub_(math.log(2.0))   # log((e^r + e^-r) / 2), stable at any r
+
+
+def _log_cosh_total(x: Tensor, t: Tensor) -> Tensor:
+    r = torch.sub(x, t)
+    return torch.logaddexp(r, -r).sum() - r.numel() * math.log(2.0)
+
+
+def _log_cosh_grad(x: Tensor, t: Tensor) -> Tensor:
+    return torch.sub(x, t).tanh_()
+
+
+_LOG_COSH = ElementwiseKernel("log_cosh", _log_cosh, _log_cosh_value, _log_cosh_grad,
+                              target_grad="negate", total=_log_cosh_total)
 
 
 @register(
@@ -620,9 +664,8 @@ def log_cosh_loss(
         2019; Keras ``LogCosh``.
     """
     input, target = _pair(input, target, broadcast)
-    r = input - target
-    return reduce(r + F.softplus(-2.0 * r) - math.log(2.0), reduction, sample_weight=sample_weight,
-                  mask=mask, normalizer=normalizer, empty=empty)
+    return elementwise_loss(_LOG_COSH, input, target, (), reduction, sample_weight=sample_weight,
+                            mask=mask, normalizer=normalizer, empty=empty)
 
 
 class LogCoshLoss(LossModule):
@@ -636,6 +679,52 @@ def _robust_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
     x = draw("real", DEFAULT_SHAPE, gen, dtype, extreme)
     y = draw("real", DEFAULT_SHAPE, gen, dtype, extreme)
     return Sample((x, y), {"alpha": 1.0, "scale": 1.0})
+
+
+def _robust_of_z2(z2: Tensor, alpha: float) -> Tensor:
+    if alpha == 2:
+        return 0.5 * z2
+    if alpha == 0:
+        return torch.log1p(0.5 * z2)
+    if alpha == float("-inf"):
+        return -torch.expm1(-0.5 * z2)
+    b = abs(alpha - 2)
+    return b / alpha * torch.expm1(0.5 * alpha * torch.log1p(z2 / b))
+
+
+def _general_robust(x: Tensor, t: Tensor, alpha: float, scale: float) -> Tensor:
+    return _robust_of_z2(((x - t) / scale).square(), alpha)
+
+
+def _general_robust_value(x: Tensor, t: Tensor, alpha: float, scale: float) -> Tensor:
+    z2 = torch.sub(x, t).square_()
+    if alpha == 2:
+        return z2.mul_(0.5 / scale**2)
+    if alpha == 0:
+        return z2.mul_(0.5 / scale**2).log1p_()
+    if alpha == float("-inf"):
+        return z2.mul_(-0.5 / scale**2).expm1_().neg_()
+    b = abs(alpha - 2)
+    return z2.mul_(1.0 / (b * scale**2)).log1p_().mul_(0.5 * alpha).expm1_().mul_(b / alpha)
+
+
+def _general_robust_grad(x: Tensor, t: Tensor, alpha: float, scale: float) -> Tensor:
+    # dρ/dr = r/c² · (z²/b + 1)^(α/2 - 1), and its limits at α = 2, 0, -inf.
+    r = torch.sub(x, t)
+    c2 = scale**2
+    if alpha == 2:
+        return r.mul_(1.0 / c2)
+    if alpha == float("-inf"):
+        return torch.mul(r, r).mul_(-0.5 / c2).exp_().mul_(r).mul_(1.0 / c2)
+    b = 2.0 if alpha == 0 else abs(alpha - 2)
+    base = torch.addcmul(_ONE, r, r, value=1.0 / (b * c2))
+    return (base.reciprocal_() if alpha == 0 else base.pow_(0.5 * alpha - 1.0)).mul_(r).mul_(1.0 / c2)
+
+
+_GENERAL_ROBUST = ElementwiseKernel("general_robust", _general_robust, _general_robust_value,
+                                    _general_robust_grad, target_grad="negate",
+                                    examples=((1.0, 1.0), (0.5, 0.7), (2.0, 1.5), (0.0, 1.0),
+                                              (-2.0, 1.0), (float("-inf"), 0.8), (3.0, 1.0)))
 
 
 @register(
@@ -716,17 +805,13 @@ def general_robust_loss(
         check_number("alpha", alpha)
         if alpha == float("inf"):
             raise LossInputError("alpha=inf is not supported: the loss is infinite for any r ≠ 0.")
+    if not isinstance(alpha, Tensor) and not isinstance(scale, Tensor):
+        return elementwise_loss(_GENERAL_ROBUST, input, target, (alpha, scale), reduction,
+                                sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                                empty=empty)
     z2 = ((input - target) / scale).square()
     if not isinstance(alpha, Tensor):
-        if alpha == 2:
-            per = 0.5 * z2
-        elif alpha == 0:
-            per = torch.log1p(0.5 * z2)
-        elif alpha == float("-inf"):
-            per = -torch.expm1(-0.5 * z2)
-        else:
-            b = abs(alpha - 2)
-            per = b / alpha * torch.expm1(0.5 * alpha * torch.log1p(z2 / b))
+        per = _robust_of_z2(z2, alpha)
     else:
         a = alpha.to(z2.dtype)
         tiny = torch.finfo(z2.dtype).eps
@@ -752,6 +837,29 @@ def _quantile_sample(gen: torch.Generator, dtype: torch.dtype = torch.float64,
     x = draw("real", DEFAULT_SHAPE, gen, dtype, extreme)
     y = draw("real", DEFAULT_SHAPE, gen, dtype, extreme)
     return Sample((x, y), {"quantile": 0.8})
+
+
+def _quantile(x: Tensor, t: Tensor, tau: float | Tensor) -> Tensor:
+    r = t - x
+    return r * (tau - (r < 0).to(r.dtype))
+
+
+def _quantile_value(x: Tensor, t: Tensor, tau: float) -> Tensor:
+    over = torch.sub(x, t)                                   # -r
+    return torch.clamp_min(over, 0.0).sub_(over, alpha=tau)  # τr + max(-r, 0)
+
+
+def _quantile_total(x: Tensor, t: Tensor, tau: float) -> Tensor:
+    return tau * (t.sum() - x.sum()) + torch.sub(x, t).clamp_min_(0.0).sum()
+
+
+def _quantile_grad(x: Tensor, t: Tensor, tau: float) -> Tensor:
+    return torch.gt(x, t).to(x.dtype).sub_(tau)            # -τ + 1[r < 0]
+
+
+_QUANTILE = ElementwiseKernel("quantile", _quantile, _quantile_value, _quantile_grad,
+                              target_grad="negate", total=_quantile_total,
+                              examples=((0.5,), (0.9,), (0.1,)))
 
 
 @register(
@@ -843,10 +951,8 @@ def quantile_loss(
         check_number("quantile", quantile, low=0, high=1, low_open=True, high_open=True)
         tau = quantile
     input, target = _pair(input, target, broadcast)
-    r = target - input
-    per = r * (tau - (r < 0).to(r.dtype))
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    return elementwise_loss(_QUANTILE, input, target, (tau,), reduction, sample_weight=sample_weight,
+                            mask=mask, normalizer=normalizer, empty=empty)
 
 
 class QuantileLoss(LossModule):
