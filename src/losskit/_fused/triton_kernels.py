@@ -186,9 +186,14 @@ if triton is not None:
     @triton.jit
     def _focal_terms(x, t, alpha, gamma, bound, tiny, HAS_ALPHA: tl.constexpr):
         xc = tl.minimum(tl.maximum(x, -bound), bound)
-        p = 1.0 / (1.0 + tl.exp(-xc))          # σ(x)
-        pm = 1.0 / (1.0 + tl.exp(xc))          # σ(-x), not 1 - σ(x): no cancellation
-        bce = tl.maximum(xc, 0.0) + _log1p(tl.exp(-tl.abs(xc))) - t * xc
+        # one exp, never overflowing: e = exp(-|x|) gives σ(x), σ(-x) (not 1 - σ(x): no
+        # cancellation) and softplus(x) = max(x, 0) + log1p(e)
+        e = tl.exp(-tl.abs(xc))
+        big = 1.0 / (1.0 + e)
+        small = e / (1.0 + e)
+        p = tl.where(xc >= 0, big, small)      # σ(x)
+        pm = tl.where(xc >= 0, small, big)     # σ(-x)
+        bce = tl.maximum(xc, 0.0) + _log1p(e) - t * xc
         q = t * pm + (1.0 - t) * p             # 1 - p_t as a sum of non-negative terms
         lq = tl.log(tl.maximum(q, tiny))
         w = tl.exp(gamma * lq)                 # q^γ (exactly 1 for γ = 0)
@@ -365,6 +370,7 @@ def triton_cross_entropy(
             "input.movedim(1, -1) for (N, C, ...) logits, or check that input and target belong together."
         )
     check_class_index(target, input.shape[-1], ignore_index=ignore_index)
+    _check_runnable(input, target)
     x = input.reshape(-1, input.shape[-1])
     compute_grad = torch.is_grad_enabled() and input.requires_grad
     out, _ = _ce_op(x, target.reshape(-1), ignore_index, float(label_smoothing), reduction, empty,
@@ -493,6 +499,7 @@ def triton_sigmoid_focal_loss(
         check_probabilities(target, "target")
     if not target.is_floating_point():
         target = target.to(input.dtype)
+    _check_runnable(input, target)
     return _focal_op(input, target, -1.0 if alpha is None else float(alpha), float(gamma), reduction)
 
 
@@ -675,6 +682,7 @@ def triton_linear_cross_entropy(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise LossInputError(f"chunk_size must be a positive int, got {chunk_size!r}.")
     check_class_index(target, vocab, ignore_index=ignore_index)
+    _check_runnable(hidden, weight, target)
     x = hidden.reshape(-1, hidden.shape[-1])
     chunk = chunk_size if chunk_size is not None else max(1, CHUNK_ELEMENTS // max(vocab, 1))
     needs_grad = torch.is_grad_enabled() and (
