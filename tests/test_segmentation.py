@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import losskit.functional as LF
+import losskit.losses.segmentation as seg
 from losskit import LossInputError
 from losskit.nn import DiceLoss
 from reference import segmentation_ref as ref
@@ -431,3 +432,98 @@ def test_optax_dice() -> None:
     o = optax.losses.dice_loss(jnp.asarray(x.movedim(1, -1).numpy()), jnp.asarray(onehot.numpy()), smooth=0.5)
     ours = LF.dice_loss(x, y, mode="multiclass", smooth_nr=1.0, smooth_dr=1.0, reduction="none").mean(1)
     torch.testing.assert_close(ours, torch.tensor(o.tolist()).float(), **PEER)
+
+
+# --------------------------------------------------------------------------- fused multiclass path
+
+
+def _composed(monkeypatch: pytest.MonkeyPatch, fn, *args, **kw):
+    with monkeypatch.context() as m:
+        m.setattr(seg, "FUSED", False)
+        return _value_and_grad(fn, *args, **kw)
+
+
+FUSED_CASES = [
+    dict(),
+    dict(reduce_over="batch", include_background=False),
+    dict(ignore_index=255),
+    dict(ignore_index=0, reduce_over="batch"),  # an ignored value that is also a class id
+    dict(from_logits=False),
+    dict(from_logits=False, ignore_index=-100, include_background=False),
+    dict(target="onehot"),
+    dict(target="soft", reduce_over="batch"),
+    dict(target="soft", from_logits=False),
+]
+
+
+@pytest.mark.parametrize("kw", FUSED_CASES,
+                         ids=lambda k: "-".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_fused_path_equals_composed_and_reference(monkeypatch: pytest.MonkeyPatch, kw: dict) -> None:
+    """The fused softmax + region sums give the composed path's values and gradients (every
+    option; reduction="none" under a non-uniform upstream gradient) and the float64 reference's."""
+    kw = dict(kw)
+    target = kw.pop("target", "index")
+    ignore = kw.get("ignore_index")
+    x, y = _inputs("multiclass", shape=(2, 4, 3, 5), seed=20, ignore=ignore)
+    if not kw.get("from_logits", True):
+        x = torch.softmax(x, 1)
+    if target == "onehot":
+        y = F.one_hot(y, 4).movedim(-1, 1).double()
+    elif target == "soft":
+        y = torch.softmax(torch.randn(x.shape, generator=torch.Generator().manual_seed(21),
+                                      dtype=torch.float64), 1)
+    from_logits = kw.get("from_logits", True)
+    ref_kw = dict(mode="multiclass", include_background=kw.get("include_background", True),
+                  batch=kw.get("reduce_over") == "batch", ignore_index=ignore)
+    for fn, rfn, extra in ((LF.dice_loss, ref.dice, dict(from_logits=from_logits)),
+                           (LF.jaccard_loss, ref.jaccard, {}),
+                           (LF.tversky_loss, ref.tversky, dict(alpha=0.3, beta=0.7))):
+        mine = dict(kw, **extra)
+        v, g = _value_and_grad(fn, x, y, mode="multiclass", reduction="none", **mine)
+        cv, cg = _composed(monkeypatch, fn, x, y, mode="multiclass", reduction="none", **mine)
+        torch.testing.assert_close(v, cv, **TOL)
+        torch.testing.assert_close(g, cg, **TOL)
+        if from_logits or "from_logits" in extra:  # the Jaccard / Tversky references take logits
+            rv, rg = _value_and_grad(rfn, x, y, **ref_kw, **extra)
+            torch.testing.assert_close(v, rv, **TOL)
+            torch.testing.assert_close(g, rg, **TOL)
+
+
+@pytest.mark.parametrize("target", ["index", "onehot"])
+def test_fused_path_half_extreme_double_backward_and_compile(monkeypatch: pytest.MonkeyPatch,
+                                                              target: str) -> None:
+    g = torch.Generator().manual_seed(22)
+    x = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (2, 4, 4), generator=g)
+    y[0, 0, 0] = 255
+    kw: dict = dict(mode="multiclass", ignore_index=255)
+    if target == "onehot":
+        y, kw = F.one_hot(y.clamp_max(2), 3).movedim(-1, 1).double(), dict(mode="multiclass")
+    # half precision: computed in float32, close to float64 (value and gradient)
+    for dt in (torch.float16, torch.bfloat16):
+        xh = x.to(dt).requires_grad_(True)
+        yh = y.to(dt) if y.is_floating_point() else y
+        out = LF.dice_loss(xh, yh, reduction="none", **kw)
+        assert out.dtype == torch.float32
+        (out * torch.linspace(0.5, 1.5, out.numel()).reshape(out.shape)).sum().backward()
+        v, gr = _value_and_grad(LF.dice_loss, xh.detach().double(), y, reduction="none", **kw)
+        torch.testing.assert_close(out.double(), v, rtol=0, atol=1e-2)
+        torch.testing.assert_close(xh.grad.double(), gr, rtol=0, atol=1e-2)
+    # extreme logits: finite, and equal to the composed path
+    xe = x * 1e4
+    v, gr = _value_and_grad(LF.tversky_loss, xe, y, reduction="none", alpha=0.3, beta=0.7, **kw)
+    cv, cg = _composed(monkeypatch, LF.tversky_loss, xe, y, reduction="none", alpha=0.3, beta=0.7, **kw)
+    assert torch.isfinite(v).all() and torch.isfinite(gr).all()
+    torch.testing.assert_close(v, cv, **TOL)
+    torch.testing.assert_close(gr, cg, **TOL)
+    # double backward of the fused Function
+    xs = x[:1, :, :2].clone().requires_grad_(True)
+    ys = y[:1, :, :2] if y.is_floating_point() else y[:1, :2]
+    assert torch.autograd.gradgradcheck(lambda a: LF.dice_loss(a, ys, reduction="none", **kw), (xs,))
+    # torch.compile traces the fused path in one graph
+    fn = torch.compile(lambda a, b: LF.dice_loss(a, b, **kw), backend="eager", fullgraph=True)
+    xc = x.clone().requires_grad_(True)
+    fn(xc, y).backward()
+    xe = x.clone().requires_grad_(True)
+    LF.dice_loss(xe, y, **kw).backward()
+    torch.testing.assert_close(xc.grad, xe.grad, **TOL)

@@ -14,9 +14,10 @@ Every region loss takes the same input description, made explicit (PITFALLS 14�
   - ``"multilabel"``: ``input`` ``(N, C, *)``, ``target`` ``(N, C, *)`` in [0, 1]; a sigmoid per
     channel (classes may overlap).
   - ``"multiclass"``: ``input`` ``(N, C, *)`` with ``C >= 2``; softmax over ``C``. ``target``
-    either class indices ``(N, *)`` (integer dtype; no one-hot is ever built: the per-class
-    sums come from a ``gather`` and ``(N, C)``-sized bins) or one-hot / soft labels
-    ``(N, C, *)`` (floating dtype). A softmax over one channel is constantly 1 and raises.
+    either class indices ``(N, *)`` (integer dtype) or one-hot / soft labels ``(N, C, *)``
+    (floating dtype). A softmax over one channel is constantly 1 and raises. The softmax and the
+    per-class sums run as one fused step with a closed-form backward (see
+    :func:`region_statistics`).
 
 * ``from_logits=True``: the activation above is applied first; ``False`` means ``input`` already
   holds probabilities. The activation is always applied *before* the background channel is
@@ -112,10 +113,14 @@ def region_statistics(
     the prediction mass :math:`P = \sum p` (:math:`\sum p^2` with ``squared``) and the target mass
     :math:`Y = \sum y` (:math:`\sum y^2`). See the module docs for ``mode`` and the layouts.
 
-    With index targets in ``"multiclass"`` mode no one-hot tensor is built: :math:`I_c` adds the
-    gathered probability of each pixel's own class into ``(N, C)`` bins (``scatter_add``; on CUDA
-    its float accumulation order is not deterministic) and :math:`P` is a batched
-    matrix-vector product with the valid-pixel mask.
+    In ``"multiclass"`` mode (without ``squared``) the softmax and the sums are one fused step:
+    :math:`I` and :math:`P` come from one batched product of the probabilities with the
+    one-hot (or soft) target, and the backward is closed-form (the native softmax backward of
+    :math:`g_P + g_I\,y`), keeping only the probabilities and the target for backward. Index
+    targets are expanded to a float one-hot by ``index_select`` of an identity's columns (no
+    scatter, deterministic), ignored pixels to a zero column, so :math:`P` counts valid pixels
+    only. ``losskit.losses.segmentation.FUSED = False`` selects the composed path (``gather`` /
+    ``scatter_add`` into ``(N, C)`` bins, autograd), which the tests use as a reference.
     """
     check_floating("input", input)
     check_tensor("target", target)
@@ -136,12 +141,9 @@ def region_statistics(
                 "a softmax over one channel is constantly 1, so the loss could not learn. "
                 "Fix: use mode='binary' (sigmoid) for one foreground channel, or give C >= 2 logits."
             )
-        if from_logits:
-            p = torch.softmax(input, 1)
-        else:
+        if not from_logits:
             check_probabilities(input)
-            p = input
-        p = p.reshape(n, c, -1)
+        x = input.reshape(n, c, -1)
         if target.is_floating_point():
             if target.shape != input.shape:
                 raise LossInputError(
@@ -156,7 +158,12 @@ def region_statistics(
                     "targets. Fix: pass the index target, or zero those pixels with a mask yourself."
                 )
             (y,) = as_float32(target)
-            stats = _dense_stats(p, y.to(p.dtype).reshape(n, c, -1), None, squared)
+            y = y.to(x.dtype).reshape(n, c, -1)
+            if _fused(squared) and not y.requires_grad:
+                inter, mass = _SoftmaxRegionSums.apply(x, y, from_logits, False, False)
+                stats = (inter, mass, y.sum(-1))
+            else:
+                stats = _dense_stats(_activate(x, from_logits), y, None, squared)
         else:
             want = input.shape[:1] + input.shape[2:]
             if target.shape != want:
@@ -167,7 +174,14 @@ def region_statistics(
                     "targets of the input's shape."
                 )
             check_class_index(target, c, ignore_index=ignore_index)
-            stats = _index_stats(p, target.reshape(n, -1), ignore_index, squared)
+            if _fused(squared):
+                onehot = _index_onehot(target.reshape(n, -1), c, ignore_index, x.dtype)
+                inter, mass = _SoftmaxRegionSums.apply(x, onehot, from_logits, True,
+                                                       ignore_index is not None)
+                stats = (inter, mass, onehot.sum(-1))
+            else:
+                stats = _index_stats(_activate(x, from_logits), target.reshape(n, -1), ignore_index,
+                                     squared)
     else:
         if target.shape != input.shape:
             raise LossInputError(
@@ -213,40 +227,79 @@ def _dense_stats(p: Tensor, y: Tensor, valid: Tensor | None, squared: bool
     return inter, p.sum(-1), y.sum(-1)
 
 
-class _IndexRegionSums(torch.autograd.Function):
-    """Intersection I[n, c] = Σ_v p[n, c, v]·[y[n, v] = c] and mass P[n, c] = Σ_v p[n, c, v]
-    with a closed-form backward (∂/∂p = g_P + g_I at each pixel's own class): one (N, C, V)
-    gradient buffer instead of autograd's two. Both sums are linear in p, so the backward is
-    written in differentiable ops and double backward works."""
+FUSED: bool = True
+"""Use the fused multiclass region sums (:class:`_SoftmaxRegionSums`); ``False`` selects the
+composed reference path (tests compare the two)."""
+
+
+def _fused(squared: bool) -> bool:
+    return FUSED and not squared
+
+
+def _activate(x: Tensor, from_logits: bool) -> Tensor:
+    return torch.softmax(x, 1) if from_logits else x
+
+
+def _index_onehot(y: Tensor, c: int, ignore_index: int | None, dtype: torch.dtype) -> Tensor:
+    """One-hot ``(N, C, V)`` of index targets ``(N, V)``: columns of an identity picked by
+    ``index_select`` (one pass, no scatter); ignored pixels pick an all-zero column. The result is a
+    transposed view of a ``(C, N·V)`` tensor."""
+    n = y.shape[0]
+    table = torch.eye(c, dtype=dtype, device=y.device)
+    y = y.long()
+    if ignore_index is not None:
+        table = torch.cat([table, table.new_zeros(c, 1)], 1)
+        y = torch.where(y == ignore_index, c, y)
+    return table.index_select(1, y.reshape(-1)).view(c, n, -1).transpose(0, 1)
+
+
+class _SoftmaxRegionSums(torch.autograd.Function):
+    r"""Multiclass region sums fused with the softmax: from logits ``x`` ``(N, C, V)`` and target
+    weights ``t`` ``(N, C, V)`` (one-hot or soft labels), the intersection
+    :math:`I_{nc} = \sum_v p_{ncv} t_{ncv}` and the mass :math:`P_{nc} = \sum_v p_{ncv}` (over
+    the valid pixels, :math:`\sum_v p_{ncv} \sum_k t_{nkv}`, when ``index``: each column of ``t``
+    is one-hot or, for an ignored pixel, zero).
+
+    Both come from one batched product :math:`M = p\,t^\top` (``(N, C, C)``): :math:`I` is its
+    diagonal and, for index targets, :math:`P` its row sums. Backward in closed form: the
+    gradient with respect to ``p`` is :math:`g_P + g_I t` (``bmm`` with ``diag(g_I) + g_P 1^\top``
+    when pixels are ignored), fed to the native softmax backward; only ``p`` and ``t`` are kept.
+    Under ``create_graph`` the backward recomputes the softmax from ``x`` in differentiable ops,
+    so double backward works."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, p: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        ctx.save_for_backward(y)
-        n, c, _ = p.shape
-        own = p.gather(1, y.unsqueeze(1)).squeeze(1)
-        return p.new_zeros(n, c).scatter_add_(1, y, own), p.sum(-1)
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, t: Tensor, softmax: bool,
+                index: bool, ignore: bool) -> tuple[Tensor, Tensor]:
+        p = torch.softmax(x, 1) if softmax else x
+        m = torch.bmm(p, t.mT)
+        inter = m.diagonal(dim1=1, dim2=2).contiguous()
+        mass = m.sum(-1) if index else p.sum(-1)
+        ctx.save_for_backward(x, p if softmax else None, t)
+        ctx.flags = (softmax, index and ignore)  # type: ignore[attr-defined]
+        return inter, mass
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_inter: Tensor,
-                 grad_mass: Tensor) -> tuple[Tensor, None]:
-        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        n, c = grad_mass.shape
-        spread = grad_mass.unsqueeze(-1).expand(n, c, y.shape[-1])
-        own = grad_inter.gather(1, y).unsqueeze(1)
-        if torch.is_grad_enabled():  # create_graph
-            return spread.scatter_add(1, y.unsqueeze(1), own), None
-        return spread.contiguous().scatter_add_(1, y.unsqueeze(1), own), None
+                 grad_mass: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        x, p, t = ctx.saved_tensors  # type: ignore[attr-defined]
+        softmax, masked = ctx.flags  # type: ignore[attr-defined]
+        if masked:  # g_P only on valid pixels: (g_P 1ᵀ + diag g_I) t
+            table = torch.diag_embed(grad_inter) + grad_mass.unsqueeze(-1)
+            grad_p = torch.bmm(table.to(t.dtype), t)
+        else:
+            grad_p = torch.addcmul(grad_mass.unsqueeze(-1), t, grad_inter.unsqueeze(-1))
+        if not softmax:
+            return grad_p, None, None, None, None
+        if torch.is_grad_enabled():  # create_graph: differentiable in x for double backward
+            p = torch.softmax(x, 1)
+            return p * (grad_p - (p * grad_p).sum(1, keepdim=True)), None, None, None, None
+        return torch.ops.aten._softmax_backward_data(grad_p, p, 1, p.dtype), None, None, None, None
 
 
 def _index_stats(p: Tensor, y: Tensor, ignore_index: int | None, squared: bool
                  ) -> tuple[Tensor, Tensor, Tensor]:
     n, c, _ = p.shape
     y = y.long()
-    if ignore_index is None and not squared:
-        inter, mass = _IndexRegionSums.apply(p, y)
-        with torch.no_grad():
-            count = p.new_zeros(n, c).scatter_add_(1, y, torch.ones_like(y, dtype=p.dtype))
-        return inter, mass, count
     q = p.square() if squared else p
     if ignore_index is None:
         pt = p.gather(1, y.unsqueeze(1)).squeeze(1)
