@@ -1,8 +1,10 @@
 """Multiclass Dice and Tversky, forward+backward, losskit vs MONAI and kornia.
 
-Run: ``.venv/bin/python -m benchmarks.bench_segmentation [--quick]``. Prints markdown tables
-(median ms, ratio to losskit with index targets, MiB saved for backward) and the peak resident
-memory of index vs one-hot targets, measured in fresh processes.
+Run: ``.venv/bin/python -m benchmarks.bench_segmentation [--quick] [--threads N] [--repeats R]``.
+Prints markdown tables (median ms, ratio to losskit, MiB saved for backward) for index and
+one-hot targets (the one-hot tensor built before timing, MONAI then without ``to_onehot_y``),
+with the composed reference path as a row, and the peak resident memory of index vs one-hot
+targets, measured in fresh processes.
 """
 
 from __future__ import annotations
@@ -16,45 +18,58 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import losskit.functional as LF
+import losskit.losses.segmentation as seg
 from benchmarks._harness import compare, format_rows, machine
 
 SHAPES = {"2-D (8, 4, 128, 128)": (8, 4, 128, 128), "3-D (2, 4, 64, 64, 64)": (2, 4, 64, 64, 64)}
 
 
 def _onehot(y: Tensor, c: int) -> Tensor:
-    return F.one_hot(y, c).movedim(-1, 1).float()
+    return F.one_hot(y, c).movedim(-1, 1).float().contiguous()
 
 
-def candidates(kind: str, shape: tuple[int, ...]) -> dict[str, Callable[..., Tensor]]:
-    c = shape[1]
+def _composed(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``fn`` on the composed reference path (softmax, gather / scatter_add bins, autograd)."""
+
+    def run(*args: Tensor) -> Tensor:
+        seg.FUSED = False
+        try:
+            return fn(*args)
+        finally:
+            seg.FUSED = True
+
+    return run
+
+
+def candidates(kind: str, shape: tuple[int, ...], target: str) -> dict[str, Callable[..., Tensor]]:
+    """Candidates on ``(x, t)``: ``t`` is the index target, or (``target="one-hot"``) the one-hot
+    target built before timing; peers get the same tensor with their equivalent options."""
+    kw: dict = dict(mode="multiclass")
+    if kind == "tversky":
+        kw.update(alpha=0.3, beta=0.7)
+    fn = LF.dice_loss if kind == "dice" else LF.tversky_loss
+    out: dict[str, Callable[..., Tensor]] = {
+        "losskit": lambda x, t: fn(x, t, **kw),
+        "losskit, composed path": _composed(lambda x, t: fn(x, t, **kw)),
+    }
     # the peers' conventions mapped onto losskit's options (docs/segmentation-peers.md)
-    if kind == "dice":
-        out: dict[str, Callable[..., Tensor]] = {
-            "losskit (index target)": lambda x, y: LF.dice_loss(x, y, mode="multiclass"),
-            "losskit (one-hot target)": lambda x, y: LF.dice_loss(x, _onehot(y, c), mode="multiclass"),
-        }
-    else:
-        kw = dict(mode="multiclass", alpha=0.3, beta=0.7)
-        out = {
-            "losskit (index target)": lambda x, y: LF.tversky_loss(x, y, **kw),
-            "losskit (one-hot target)": lambda x, y: LF.tversky_loss(x, _onehot(y, c), **kw),
-        }
     try:
         import monai.losses as ml
 
-        mon = (ml.DiceLoss(softmax=True, to_onehot_y=True) if kind == "dice"
-               else ml.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7))
-        out["MONAI"] = lambda x, y: mon(x, y.unsqueeze(1))
+        onehot = target == "one-hot"
+        mon = (ml.DiceLoss(softmax=True, to_onehot_y=not onehot) if kind == "dice"
+               else ml.TverskyLoss(softmax=True, to_onehot_y=not onehot, alpha=0.3, beta=0.7))
+        out["MONAI"] = (lambda x, t: mon(x, t)) if onehot else (lambda x, t: mon(x, t.unsqueeze(1)))
     except ImportError:
         pass
-    if len(shape) == 4:  # kornia's dice / tversky take (B, C, H, W) only
+    if len(shape) == 4 and target == "index":  # kornia: (B, C, H, W) logits, index targets only
         try:
             import kornia.losses as kl
 
             if kind == "dice":
-                out["kornia"] = lambda x, y: kl.dice_loss(x, y, average="macro")
+                out["kornia"] = lambda x, t: kl.dice_loss(x, t, average="macro")
             else:
-                out["kornia"] = lambda x, y: kl.tversky_loss(x, y, alpha=0.3, beta=0.7)
+                out["kornia"] = lambda x, t: kl.tversky_loss(x, t, alpha=0.3, beta=0.7)
         except ImportError:
             pass
     return out
@@ -84,29 +99,37 @@ def peak_memory(shape: tuple[int, ...]) -> dict[str, float]:
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     repeats = 3 if quick else 10
+    for i, arg in enumerate(argv):
+        if arg == "--threads":
+            torch.set_num_threads(int(argv[i + 1]))
+        elif arg == "--repeats":
+            repeats = int(argv[i + 1])
     print(machine())
     if not quick:  # before this process grows
         for case, shape in SHAPES.items():
             mem = peak_memory(shape)
             print(f"extra peak memory of dice fwd+bwd, {case}: index target {mem['index']:.1f} MiB, "
                   f"one-hot target {mem['one-hot']:.1f} MiB")
+    summary = []
     for case, shape in SHAPES.items():
         g = torch.Generator().manual_seed(0)
         x = torch.randn(shape, generator=g)
         y = torch.randint(0, shape[1], shape[:1] + shape[2:], generator=g)
         rows = []
-        for kind in ("dice", "tversky"):
-            rows += compare(f"{kind} {case}", candidates(kind, shape), (x, y), repeats=repeats, warmup=2)
+        for target, t in (("index", y), ("one-hot", _onehot(y, shape[1]))):
+            for kind in ("dice", "tversky"):
+                name = f"{kind} {case}, {target} target"
+                rows += compare(name, candidates(kind, shape, target), (x, t), repeats=repeats, warmup=2)
+                mine = next(r for r in rows if r.case == name and r.label == "losskit")
+                peers = [r for r in rows if r.case == name and not r.label.startswith("losskit")]
+                if peers:
+                    best = min(peers, key=lambda r: r.median_ms)
+                    summary.append(f"{name}: losskit / fastest peer ({best.label}) = "
+                                   f"{mine.median_ms / best.median_ms:.2f}")
         print()
         print(format_rows(rows))
-        for kind in ("dice", "tversky"):
-            mine = next(r for r in rows if r.case.startswith(kind) and r.label == "losskit (index target)")
-            peers = [r for r in rows if r.case.startswith(kind) and not r.label.startswith("losskit")]
-            if peers:
-                best = min(peers, key=lambda r: r.median_ms)
-                print(f"{kind} {case}: losskit / fastest peer ({best.label}) = "
-                      f"{mine.median_ms / best.median_ms:.2f}")
-
+    print()
+    print("\n".join(summary))
 
 if __name__ == "__main__":
     main(sys.argv[1:])

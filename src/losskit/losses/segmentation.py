@@ -117,7 +117,7 @@ def region_statistics(
     :math:`I` and :math:`P` come from one batched product of the probabilities with the
     one-hot (or soft) target, and the backward is closed-form (the native softmax backward of
     :math:`g_P + g_I\,y`), keeping only the probabilities and the target for backward. Index
-    targets are expanded to a float one-hot by ``index_select`` of an identity's columns (no
+    targets are expanded to a float one-hot by a ``gather`` of an identity's columns (no
     scatter, deterministic), ignored pixels to a zero column, so :math:`P` counts valid pixels
     only. ``losskit.losses.segmentation.FUSED = False`` selects the composed path (``gather`` /
     ``scatter_add`` into ``(N, C)`` bins, autograd), which the tests use as a reference.
@@ -160,7 +160,7 @@ def region_statistics(
             (y,) = as_float32(target)
             y = y.to(x.dtype).reshape(n, c, -1)
             if _fused(squared) and not y.requires_grad:
-                inter, mass = _SoftmaxRegionSums.apply(x, y, from_logits, False, False)
+                inter, mass = _SoftmaxRegionSums.apply(x, y, None, 0, from_logits)
                 stats = (inter, mass, y.sum(-1))
             else:
                 stats = _dense_stats(_activate(x, from_logits), y, None, squared)
@@ -175,9 +175,10 @@ def region_statistics(
                 )
             check_class_index(target, c, ignore_index=ignore_index)
             if _fused(squared):
-                onehot = _index_onehot(target.reshape(n, -1), c, ignore_index, x.dtype)
-                inter, mass = _SoftmaxRegionSums.apply(x, onehot, from_logits, True,
-                                                       ignore_index is not None)
+                cols, k = _index_columns(target.reshape(n, -1), c, ignore_index)
+                eye = torch.eye(c, k, dtype=x.dtype, device=x.device)  # column C: zeros
+                onehot = _pick_columns(eye.expand(n, c, k), cols)
+                inter, mass = _SoftmaxRegionSums.apply(x, onehot, cols, k, from_logits)
                 stats = (inter, mass, onehot.sum(-1))
             else:
                 stats = _index_stats(_activate(x, from_logits), target.reshape(n, -1), ignore_index,
@@ -240,52 +241,59 @@ def _activate(x: Tensor, from_logits: bool) -> Tensor:
     return torch.softmax(x, 1) if from_logits else x
 
 
-def _index_onehot(y: Tensor, c: int, ignore_index: int | None, dtype: torch.dtype) -> Tensor:
-    """One-hot ``(N, C, V)`` of index targets ``(N, V)``: columns of an identity picked by
-    ``index_select`` (one pass, no scatter); ignored pixels pick an all-zero column. The result is a
-    transposed view of a ``(C, N·V)`` tensor."""
-    n = y.shape[0]
-    table = torch.eye(c, dtype=dtype, device=y.device)
+def _index_columns(y: Tensor, c: int, ignore_index: int | None) -> tuple[Tensor, int]:
+    """Index targets ``(N, V)`` as long column numbers of a ``(C, K)`` table: the class itself,
+    and ``C`` (an extra all-zero column, ``K = C + 1``) for an ignored pixel."""
     y = y.long()
-    if ignore_index is not None:
-        table = torch.cat([table, table.new_zeros(c, 1)], 1)
-        y = torch.where(y == ignore_index, c, y)
-    return table.index_select(1, y.reshape(-1)).view(c, n, -1).transpose(0, 1)
+    if ignore_index is None:
+        return y, c
+    return torch.where(y == ignore_index, c, y), c + 1
+
+
+def _pick_columns(table: Tensor, y: Tensor) -> Tensor:
+    """``out[n, c, v] = table[n, c, y[n, v]]`` for a table ``(N, C, K)`` (one parallel
+    ``gather``: no scatter, deterministic)."""
+    n, c, _ = table.shape
+    return table.gather(2, y.unsqueeze(1).expand(n, c, y.shape[1]))
 
 
 class _SoftmaxRegionSums(torch.autograd.Function):
-    r"""Multiclass region sums fused with the softmax: from logits ``x`` ``(N, C, V)`` and target
-    weights ``t`` ``(N, C, V)`` (one-hot or soft labels), the intersection
-    :math:`I_{nc} = \sum_v p_{ncv} t_{ncv}` and the mass :math:`P_{nc} = \sum_v p_{ncv}` (over
-    the valid pixels, :math:`\sum_v p_{ncv} \sum_k t_{nkv}`, when ``index``: each column of ``t``
-    is one-hot or, for an ignored pixel, zero).
+    r"""Multiclass region sums fused with the softmax: from logits ``x`` ``(N, C, V)`` (or
+    probabilities with ``softmax=False``) and target weights ``t`` ``(N, C, V)`` (one-hot or soft
+    labels), the intersection :math:`I_{nc} = \sum_v p_{ncv} t_{ncv}` and the mass
+    :math:`P_{nc} = \sum_v p_{ncv}`. With index targets ``y`` (column numbers, see
+    :func:`_index_columns`; ``t`` is then their one-hot, zero for an ignored pixel) the mass is over
+    the valid pixels, :math:`\sum_v p_{ncv} \sum_k t_{nkv}`.
 
     Both come from one batched product :math:`M = p\,t^\top` (``(N, C, C)``): :math:`I` is its
     diagonal and, for index targets, :math:`P` its row sums. Backward in closed form: the
-    gradient with respect to ``p`` is :math:`g_P + g_I t` (``bmm`` with ``diag(g_I) + g_P 1^\top``
-    when pixels are ignored), fed to the native softmax backward; only ``p`` and ``t`` are kept.
-    Under ``create_graph`` the backward recomputes the softmax from ``x`` in differentiable ops,
-    so double backward works."""
+    gradient with respect to ``p`` is :math:`g_P + g_I\,t`, fed to the native softmax backward.
+    For index targets it is read from the ``(N, C, K)`` table :math:`g_P 1^\top + diag(g_I)`
+    (zero column for ignored pixels) at each pixel's column, so only ``p`` and the index targets
+    are kept for backward, never the one-hot. Under ``create_graph`` the backward recomputes the
+    softmax from ``x`` in differentiable ops, so double backward works."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, t: Tensor, softmax: bool,
-                index: bool, ignore: bool) -> tuple[Tensor, Tensor]:
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, t: Tensor, y: Tensor | None,
+                columns: int, softmax: bool) -> tuple[Tensor, Tensor]:
         p = torch.softmax(x, 1) if softmax else x
         m = torch.bmm(p, t.mT)
         inter = m.diagonal(dim1=1, dim2=2).contiguous()
-        mass = m.sum(-1) if index else p.sum(-1)
-        ctx.save_for_backward(x, p if softmax else None, t)
-        ctx.flags = (softmax, index and ignore)  # type: ignore[attr-defined]
+        mass = p.sum(-1) if y is None else m.sum(-1)
+        ctx.save_for_backward(x, p if softmax else None, t if y is None else y)
+        ctx.flags = (softmax, y is not None, columns)  # type: ignore[attr-defined]
         return inter, mass
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_inter: Tensor,
                  grad_mass: Tensor) -> tuple[Tensor | None, None, None, None, None]:
         x, p, t = ctx.saved_tensors  # type: ignore[attr-defined]
-        softmax, masked = ctx.flags  # type: ignore[attr-defined]
-        if masked:  # g_P only on valid pixels: (g_P 1ᵀ + diag g_I) t
+        softmax, index, columns = ctx.flags  # type: ignore[attr-defined]
+        if index:  # t: column numbers; column C, if there, is an ignored pixel's (zero)
             table = torch.diag_embed(grad_inter) + grad_mass.unsqueeze(-1)
-            grad_p = torch.bmm(table.to(t.dtype), t)
+            if columns > table.shape[-1]:
+                table = torch.cat([table, table.new_zeros(table.shape[:-1] + (1,))], -1)
+            grad_p = _pick_columns(table, t)
         else:
             grad_p = torch.addcmul(grad_mass.unsqueeze(-1), t, grad_inter.unsqueeze(-1))
         if not softmax:
