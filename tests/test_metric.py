@@ -317,6 +317,26 @@ def test_semi_hard_uses_farthest_negative_when_none_is_farther():
     assert float(out[0]) == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_batch_hard_ties_and_anchors_without_positives_match_reference(distance):
+    """Validity is read off the mined columns: anchors without a positive (labels 2, 3) are 0
+    under "none" and left out of "mean"; a tie between equally far positives goes to the first
+    index (rows 1 and 2 coincide), as in the reference and PML."""
+    x = _randn(7, 3, seed=5)
+    x[2] = x[1]
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 3])
+    rows = LF.batch_hard_triplet_loss(x, labels, margin=1.0, distance=distance, reduction="none")
+    want, anchors = ref.batch_hard(x, labels, 1.0, distance)
+    assert anchors == [0, 1, 2, 3, 4] and bool((rows[5:] == 0).all())
+    _close(rows[:5], want)
+    w = torch.arange(1.0, 8.0, dtype=torch.float64)          # a non-uniform upstream gradient
+    got, (g,) = _grads(lambda e: (LF.batch_hard_triplet_loss(e, labels, distance=distance,
+                                                             reduction="none") * w).sum(), x)
+    exp, (r,) = _grads(lambda e: (ref.batch_hard(e, labels, 1.0, distance)[0] * w[:5]).sum(), x)
+    _close(got, exp)
+    _close(g, r)
+
+
 @pytest.mark.parametrize("fn", [LF.batch_hard_triplet_loss, LF.batch_all_triplet_loss,
                                 LF.semi_hard_triplet_loss, LF.circle_loss])
 def test_no_valid_triplet_gives_zero_with_zero_gradient_or_nan(fn):

@@ -798,13 +798,17 @@ def batch_hard_triplet_loss(
     if not soft:
         check_number("margin", margin)
     check_option("distance", distance, DISTANCES)
-    pos, neg = _label_masks(labels)
     # Mine on a detached distance matrix, then differentiate only the 2·B chosen distances,
-    # computed directly from the rows: autograd keeps O(B·D), not the B×B matrix.
-    dist = distance_matrix(x.detach(), distance)
-    hardest_pos = torch.where(pos, dist, float("-inf")).argmax(1)
-    hardest_neg = torch.where(neg, dist, float("inf")).argmin(1)
-    valid = pos.any(1) & neg.any(1)
+    # computed directly from the rows: autograd keeps O(B·D), not the B×B matrix. For
+    # "euclidean" the squared distances give the same order without B² square roots.
+    same = labels[:, None] == labels[None, :]
+    dist = distance_matrix(x.detach(), "squared" if distance == "euclidean" else distance)
+    hardest_pos = torch.where(same, dist, float("-inf")).fill_diagonal_(float("-inf")).argmax(1)
+    hardest_neg = dist.masked_fill_(same, float("inf")).argmin(1)
+    # A row without a positive (negative) has every entry ∓inf: argmax/argmin then return a
+    # column that is not one, so validity is read off the chosen columns in O(B).
+    rows = torch.arange(x.shape[0], device=x.device)
+    valid = same[rows, hardest_pos] & (hardest_pos != rows) & ~same[rows, hardest_neg]
     gap = _row_distance(x, x[hardest_pos], distance) - _row_distance(x, x[hardest_neg], distance)
     loss = F.softplus(gap) if soft else (gap + margin).clamp_min(0.0)  # type: ignore[operator]
     loss = torch.where(valid, loss, 0.0)
