@@ -4,14 +4,16 @@ pytorch-metric-learning for the same numbers: batch-hard vs ``TripletMarginLoss`
 1024, and batch-all vs ``TripletMarginLoss`` over all triplets (``AvgNonZeroReducer``) at B = 256
 (PML materialises every triplet's indices, O(B³)). D = 128, 4 samples per class.
 
-Run: ``python -m benchmarks.bench_metric [--repeats N] [--best-of]``. ``--best-of`` adds a
-second table: the minimum over repeats with one intra-op thread, a steadier figure than the
-median on a shared, loaded machine.
+Run: ``python -m benchmarks.bench_metric [--repeats N] [--runs R] [--best-of]``. ``--runs``
+repeats the whole interleaved comparison R times and adds a table of the spread of the ratios
+(PML / losskit) over the runs. ``--best-of`` adds a table of the minimum over repeats with one
+intra-op thread, a steadier figure than the median on a shared, loaded machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -30,6 +32,25 @@ def _inputs(b: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main(repeats: int = 15) -> str:
+    return f"Machine: {machine()}\n\n{format_rows(_rows(repeats))}"
+
+
+def spread(repeats: int, runs: int) -> str:
+    """The PML / losskit time ratio of batch-hard over ``runs`` separate interleaved runs."""
+    ratios: dict[str, list[float]] = {}
+    for _ in range(runs):
+        rows = _rows(repeats, hard_only=True)
+        ours = {r.case: r.median_ms for r in rows if r.label.startswith("losskit")}
+        for r in rows:
+            if r.label.startswith("PML"):
+                ratios.setdefault(r.case, []).append(r.median_ms / ours[r.case])
+    out = ["| case | runs | PML / losskit: min | median | max |", "|---|---:|---:|---:|---:|"]
+    for case, v in ratios.items():
+        out.append(f"| {case} | {len(v)} | {min(v):.2f} | {statistics.median(v):.2f} | {max(v):.2f} |")
+    return "\n".join(out)
+
+
+def _rows(repeats: int, hard_only: bool = False) -> list[Row]:
     rows: list[Row] = []
     try:
         from pytorch_metric_learning.distances import LpDistance
@@ -50,6 +71,8 @@ def main(repeats: int = 15) -> str:
             cands["PML Triplet+BatchHardMiner"] = (
                 lambda e, y=labels, f=pml, m=miner: f(e, y, m(e, y)))
         rows += compare(f"batch-hard B={b} D={D}", cands, (x,), repeats=repeats)
+    if hard_only:
+        return rows
 
     x, labels = _inputs(256)
     cands = {"losskit batch_all": lambda e: LF.batch_all_triplet_loss(e, labels, margin=MARGIN)}
@@ -63,7 +86,7 @@ def main(repeats: int = 15) -> str:
         "losskit batch_all": lambda e: LF.batch_all_triplet_loss(e, labels, margin=MARGIN),
         "losskit semi_hard": lambda e: LF.semi_hard_triplet_loss(e, labels, margin=MARGIN),
     }, (x,), repeats=repeats)
-    return f"Machine: {machine()}\n\n{format_rows(rows)}"
+    return rows
 
 
 def best_of(repeats: int = 12) -> str:
@@ -102,9 +125,13 @@ def best_of(repeats: int = 12) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--best-of", action="store_true")
     args = parser.parse_args()
     print(main(args.repeats))
+    if args.runs > 1:
+        print()
+        print(spread(args.repeats, args.runs))
     if args.best_of:
         print()
         print(best_of())
