@@ -403,13 +403,13 @@ _HINGE_REAL = ElementwiseKernel(     # max(0, 1 - x)
     "gan_hinge_real",
     reference=lambda x, _: F.relu(1.0 - x),
     value=lambda x, _: torch.rsub(x, 1.0).clamp_min_(0.0),
-    grad=lambda x, _: torch.lt(x, 1.0).to(x.dtype).neg_(),
+    grad=lambda x, _: torch.sub(x, 1.0).sign_().clamp_max_(0.0),   # -1 below the kink, else 0
 )
 _HINGE_FAKE = ElementwiseKernel(     # max(0, 1 + x)
     "gan_hinge_fake",
     reference=lambda x, _: F.relu(1.0 + x),
     value=lambda x, _: torch.add(x, 1.0).clamp_min_(0.0),
-    grad=lambda x, _: torch.gt(x, -1.0).to(x.dtype),
+    grad=lambda x, _: torch.add(x, 1.0).sign_().clamp_min_(0.0),   # 1 above the kink, else 0
 )
 _D_TERMS = {"minimax": (_SOFTPLUS_NEG, _SOFTPLUS), "lsgan": (_HALF_SQUARE_TO_ONE, _HALF_SQUARE),
             "hinge": (_HINGE_REAL, _HINGE_FAKE)}
