@@ -1,6 +1,9 @@
-"""linear_cross_entropy against the materialised logits (value and the gradients of hidden,
-weight and bias, every option, non-uniform grad_output), PyTorch's own linear_cross_entropy,
-micro-batching with count_valid_targets, memory (no N×V tensor saved) and input errors."""
+"""linear_cross_entropy against an independent float64 reference (tests/reference/linear_ce_ref.py)
+and the materialised logits (value and the gradients of hidden, weight and bias, every option,
+non-uniform grad_output), PyTorch's own linear_cross_entropy, the three internal paths against each
+other (gradients formed in forward and handed out in place, saved, recomputed), repeated backward
+(retain_graph, create_graph), micro-batching with count_valid_targets, memory (no N×V tensor saved)
+and input errors."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.reference import linear_ce_ref as ref
 
 import losskit.functional as LF
 import losskit.losses.linear_ce as lce
@@ -63,8 +67,8 @@ OPTIONS = [
 
 def _grads(out: torch.Tensor, leaves: list[torch.Tensor], seed: int) -> tuple[torch.Tensor, ...]:
     if out.ndim:  # non-uniform grad_output for reduction="none"
-        go = torch.rand(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype) + 0.5
-        return torch.autograd.grad(out, leaves, go)
+        go = torch.rand(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
+        return torch.autograd.grad(out, leaves, go.to(out.dtype))
     return torch.autograd.grad(out, leaves)
 
 
@@ -216,3 +220,173 @@ def test_module_and_errors() -> None:
         LF.linear_cross_entropy(h, w, y, bias=b[:-1])
     with pytest.raises(LossInputError, match="reduction"):
         LF.linear_cross_entropy(h, w, y, reduction="batchmean")
+
+
+REF_OPTIONS = [
+    {},
+    {"label_smoothing": 0.15},
+    {"z_loss": 0.05},
+    {"softcap": 1.5},
+    {"label_smoothing": 0.2, "z_loss": 0.01, "softcap": 2.0},
+]
+
+
+def _np(t: torch.Tensor | None):
+    return None if t is None else t.detach().numpy()
+
+
+@pytest.mark.parametrize("opts", REF_OPTIONS, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_equals_independent_float64_reference(reduction: str, opts: dict) -> None:
+    h, w, b, y = _data(13)
+    hf, yf = h.reshape(-1, D), y.reshape(-1)
+    go = torch.rand(B * T, generator=torch.Generator().manual_seed(14), dtype=torch.float64) + 0.5
+    extra = {"normalizer": 7.0} if reduction == "sum" else {}
+    got = LF.linear_cross_entropy(hf, w, yf, bias=b, reduction=reduction, chunk_size=4, **opts, **extra)
+    grads = torch.autograd.grad(got, [h, w, b], go if reduction == "none" else None)
+    value, dh, dw, db = ref.linear_cross_entropy(
+        _np(hf), _np(w), yf.numpy(), _np(b), reduction=reduction,
+        grad_output=go.numpy() if reduction == "none" else 1.0, **opts, **extra)
+    assert torch.allclose(got, torch.as_tensor(value, dtype=torch.float64), rtol=1e-10, atol=1e-12)
+    for g, want in zip(grads, (dh.reshape(B, T, D), dw, db)):
+        assert torch.allclose(g, torch.from_numpy(want), rtol=1e-10, atol=1e-12)
+
+
+def test_reference_gradient_matches_finite_differences() -> None:
+    """The closed-form gradient of the reference is checked against its own loss."""
+    h, w, b, y = _data(15)
+    hn, wn, bn, yn = _np(h.reshape(-1, D))[:4].copy(), _np(w).copy(), _np(b).copy(), y.reshape(-1)[:4].numpy()
+    opts = {"label_smoothing": 0.1, "z_loss": 0.03, "softcap": 1.7, "reduction": "mean"}
+    _, dh, dw, db = ref.linear_cross_entropy(hn, wn, yn, bn, **opts)
+    step = 1e-6
+    for arr, grad in ((hn, dh), (wn, dw), (bn, db)):
+        flat, gflat = arr.reshape(-1), grad.reshape(-1)
+        for j in range(0, flat.size, 3):
+            old = flat[j]
+            flat[j] = old + step
+            up = ref.linear_cross_entropy(hn, wn, yn, bn, **opts)[0]
+            flat[j] = old - step
+            down = ref.linear_cross_entropy(hn, wn, yn, bn, **opts)[0]
+            flat[j] = old
+            assert abs((up - down) / (2 * step) - gflat[j]) < 1e-7
+
+
+def _apply(h, w, b, y, *, fuse: bool, stash: bool, opts: dict, chunk: int = 4) -> torch.Tensor:
+    keys = ("label_smoothing", "z_loss", "softcap")
+    eps, zl, cap = (opts.get(k, d) for k, d in zip(keys, (0.0, 0.0, None)))
+    need = (h.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+    return lce._LinearCrossEntropy.apply(h, w, b, y, -100, eps, zl, cap, chunk, fuse, stash, need)
+
+
+@pytest.mark.parametrize("opts", REF_OPTIONS, ids=str)
+def test_fast_paths_equal_recompute_path(opts: dict) -> None:
+    """Gradients formed in forward (stashed and scaled in place, or saved and scaled out of place,
+    as under torch.compile) == recomputed in backward, with the incoming gradient of a sum."""
+    h, w, b, y = _data(16)
+    hf, yf = h.reshape(-1, D), y.reshape(-1)
+    keep = (yf != -100).double()
+    outs = {}
+    for fuse, stash in ((True, True), (True, False), (False, False)):
+        per = _apply(hf, w, b, yf, fuse=fuse, stash=stash, opts=opts)
+        total = (per * keep).sum() * 0.37
+        outs[fuse, stash] = (per, torch.autograd.grad(total, [h, w, b]))
+    base_per, base_grads = outs[False, False]
+    for per, grads in outs.values():
+        assert torch.equal(per, base_per)
+        for g, want in zip(grads, base_grads):
+            assert torch.allclose(g, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_backward_twice_with_retain_graph(reduction: str) -> None:
+    h, w, b, y = _data(17)
+    out = LF.linear_cross_entropy(h, w, y, bias=b, reduction=reduction, label_smoothing=0.1, z_loss=0.02)
+    go = torch.rand(out.shape, generator=torch.Generator().manual_seed(18), dtype=out.dtype) + 0.5
+    first = torch.autograd.grad(out, [h, w, b], go, retain_graph=True)
+    second = torch.autograd.grad(out, [h, w, b], go * 2)  # the stashed gradients are gone by now
+    ref_out = _reference(h, w, y, bias=b, reduction=reduction, label_smoothing=0.1, z_loss=0.02)
+    want = torch.autograd.grad(ref_out, [h, w, b], go)
+    for a, c, r in zip(first, second, want):
+        assert torch.allclose(a, r, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(c, 2 * r, rtol=1e-10, atol=1e-12)
+
+
+def test_gradients_accumulate_into_grad() -> None:
+    h, w, b, y = _data(19)
+    for _ in range(2):
+        LF.linear_cross_entropy(h, w, y, bias=b, z_loss=0.01).backward()
+    want = torch.autograd.grad(_reference(h, w, y, bias=b, z_loss=0.01), [h, w, b])
+    for leaf, r in zip((h, w, b), want):
+        assert torch.allclose(leaf.grad, 2 * r, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_create_graph_raises_a_clear_error(reduction: str) -> None:
+    """A gradient penalty through the chunked backward would silently miss its second-order
+    terms; it raises instead (and the graph is still usable for a plain backward)."""
+    h, w, b, y = _data(20)
+    out = LF.linear_cross_entropy(h, w, y, bias=b, softcap=2.0, reduction=reduction).sum()
+    with pytest.raises(RuntimeError, match="create_graph"):
+        torch.autograd.grad(out, [h, w], create_graph=True)
+    got = torch.autograd.grad(out, [h, w])
+    want = torch.autograd.grad(_reference(h, w, y, bias=b, softcap=2.0, reduction=reduction).sum(), [h, w])
+    assert all(torch.allclose(a, c, rtol=1e-10, atol=1e-12) for a, c in zip(got, want))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("frozen", ["hidden", "weight", "bias"])
+def test_only_the_gradients_asked_for(frozen: str, reduction: str) -> None:
+    h, w, b, y = _data(21)
+    leaves = {"hidden": h, "weight": w, "bias": b}
+    leaves[frozen] = leaves[frozen].detach()
+    h_, w_, b_ = leaves.values()
+    out = LF.linear_cross_entropy(h_, w_, y, bias=b_, reduction=reduction, z_loss=0.01)
+    live = [t for t in (h_, w_, b_) if t.requires_grad]
+    want = _grads(_reference(h_, w_, y, bias=b_, reduction=reduction, z_loss=0.01), live, 22)
+    for g, r in zip(_grads(out, live, 22), want):
+        assert torch.allclose(g, r, rtol=1e-10, atol=1e-12)
+
+
+def test_nothing_but_inputs_and_per_token_vectors_is_saved_for_mean() -> None:  # PITFALLS 10
+    n, d, v = 64, 8, 512
+    g = torch.Generator().manual_seed(23)
+    h = torch.randn(n, d, generator=g, requires_grad=True)
+    w = torch.randn(v, d, generator=g, requires_grad=True)
+    y = torch.randint(0, v, (n,), generator=g)
+    sizes: list[int] = []
+    inputs = {h.data_ptr(), w.data_ptr()}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.data_ptr() not in inputs:
+            sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        LF.linear_cross_entropy(h, w, y, chunk_size=16)
+    assert sizes and max(sizes) <= n  # the gradients formed in forward are not saved copies
+
+
+def test_default_chunks_are_balanced() -> None:
+    assert lce._chunk_rows(4096, 32768, None) == 512
+    assert lce._chunk_rows(1000, 32768, None) == 500  # two chunks of 500, not 512 + 488
+    assert lce._chunk_rows(100, 32768, None) == 100
+    assert lce._chunk_rows(4096, 32768, 7) == 7
+
+
+def test_extreme_and_half_inputs_on_every_path() -> None:  # PITFALLS 4, 5, 11
+    h, w, b, y = _data(24, torch.float32)
+    for dtype in (torch.float32, torch.bfloat16):
+        hx = (h.detach() * 300).to(dtype).requires_grad_(True)
+        wx, bx = (t.detach().to(dtype).requires_grad_(True) for t in (w, b))
+        for red in ("mean", "sum", "none"):
+            out = LF.linear_cross_entropy(hx, wx, y, bias=bx, reduction=red, label_smoothing=0.1,
+                                          z_loss=1e-4, chunk_size=4)
+            want = _reference(hx.double(), wx.double(), y, bias=bx.double(), reduction=red,
+                              label_smoothing=0.1, z_loss=1e-4)
+            assert torch.allclose(out.double(), want, rtol=1e-5, atol=1e-4)
+            grads = _grads(out, [hx, wx, bx], 25)
+            wants = _grads(want, [hx, wx, bx], 25)
+            for g, r in zip(grads, wants):
+                assert g.dtype == dtype and torch.isfinite(g).all()
+                tol = 1e-4 if dtype == torch.float32 else 2e-2
+                assert torch.allclose(g.double(), r.to(torch.float64), rtol=tol, atol=tol * r.abs().max())

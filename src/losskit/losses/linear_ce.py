@@ -1,17 +1,21 @@
 """Cross-entropy of a linear head, ``hidden @ weight.T + bias``, without materialising the
-N×V logits: the tokens are processed in chunks of ``chunk_size`` rows, so at most
-``chunk_size × V`` logits exist at any time.
+N×V logits: the tokens are processed in chunks of ``chunk_size`` rows through one reused
+``chunk × V`` buffer (softmax and gradient formed in place in it), so one chunk of logits
+exists at any time.
 
-* ``reduction="mean"``/``"sum"`` (the training case): one pass. Each chunk's logits give its
-  log-sum-exp, its losses and, at once, its contributions to the gradients of ``hidden``,
-  ``weight`` and ``bias``, which are kept (O(N·D + V·D), the size of the inputs) and scaled by
-  the incoming gradient in backward. Three matrix products in all, as for the materialised
-  version.
-* ``reduction="none"``: the forward keeps only the per-token log-sum-exp (O(N)); backward
-  recomputes each chunk's logits and applies the (arbitrary) per-token incoming gradient.
+* ``reduction="mean"``/``"sum"`` with gradients wanted (the training case): one pass. Each
+  chunk's logits give its losses and, at once, its contributions to the gradients of
+  ``hidden``, ``weight`` and ``bias`` (three matrix products in all, as for the materialised
+  version). Those gradient buffers are the gradients: backward scales them in place by the
+  incoming gradient and hands them to autograd, so nothing N×V is ever allocated and nothing
+  is copied. A second backward (``retain_graph=True``) runs the same pass again.
+* ``reduction="none"``, or no gradient wanted: the forward keeps only the per-token
+  log-sum-exp (O(N)); backward recomputes each chunk's logits and applies the arbitrary
+  per-token incoming gradient (four matrix products in all).
 
-Both paths are once-differentiable (no double backward), like PyTorch's own chunked
-``linear_cross_entropy``.
+The gradients are formed outside autograd, so the loss is differentiable once: backward with
+``create_graph=True`` raises (PyTorch's chunked ``linear_cross_entropy`` is once-differentiable
+too).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from losskit._core.checks import (
     LossInputError,
@@ -198,8 +201,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():  # backward(create_graph=True): no second-order terms here
+            raise RuntimeError(
+                "linear_cross_entropy is differentiable once: its gradients are formed chunk by chunk "
+                "outside autograd, so backward with create_graph=True (gradient penalties, "
+                "double backward) is not supported. Fix: use F.cross_entropy(hidden @ weight.T + bias, "
+                "target) for that term.")
         eps, z_loss, softcap, rows, need, xdt, wdt, bdt = ctx.hp
         x, w, b, ts, keep, lse = ctx.saved_tensors[:6]
         xa, wa = as_float32(x, w)
@@ -259,8 +267,8 @@ def _sample(gen: torch.Generator, dtype: torch.dtype = torch.float64, extreme: b
            "cut_cross_entropy": "cut_cross_entropy.linear_cross_entropy",
            "liger": "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss"},
     sample=_sample,
-    skip={"gradgradcheck": "the chunked backward is once-differentiable: gradients are formed "
-                           "chunk by chunk from recomputed logits (as in torch's chunked path)"},
+    skip={"gradgradcheck": "differentiable once: the gradients are formed chunk by chunk outside "
+                           "autograd (as in torch's chunked path); create_graph=True raises"},
 )
 def linear_cross_entropy(
     hidden: Tensor,
@@ -296,6 +304,7 @@ def linear_cross_entropy(
     shift); with micro-batches or data parallelism use ``reduction="sum"`` and
     ``normalizer=count_valid_targets(full_target)`` (PITFALLS 1).
 
+    Differentiable once: backward with ``create_graph=True`` raises a ``RuntimeError``.
     Half-precision inputs are computed in float32 (the loss is float32; gradients come back
     in the inputs' dtypes). ``torch.nn.functional.linear_cross_entropy`` (torch ≥ 2.13) is
     not dispatched to: its chunked path has no z-loss, softcap, shift, normalizer or empty
@@ -315,8 +324,8 @@ def linear_cross_entropy(
         softcap: c > 0 to soft-cap the logits, or ``None``.
         shift: causal-LM labels: position t predicts ``target[..., t+1]`` (drops the last
             position of ``hidden`` and the first of ``target`` along the sequence dim).
-        chunk_size: tokens per chunk (default: 2²² / V, at least 1); only memory and speed
-            depend on it.
+        chunk_size: tokens per chunk (default: about 2²⁴ / V, i.e. 64 MiB of float32 logits,
+            balanced so the last chunk is not a sliver); only memory and speed depend on it.
         $empty
 
     Shape:
