@@ -323,8 +323,11 @@ def test_focal_float32_matches_torchvision() -> None:
 @kernels
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
 def test_focal_extreme_logits_finite(gamma: float) -> None:  # PITFALLS 5
-    x = torch.tensor([[-1e4, 1e4, -60.0, 60.0, 0.0, float("inf"), float("-inf")]], dtype=F64)
-    t = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.5, 1.0, 0.0]], dtype=F64)
+    inf = float("inf")
+    # ±inf: 0 where the target agrees; where it disagrees a huge finite loss (logits clamped to
+    # ±sqrt(max), as in the composed loss) with the clamp's zero gradient
+    x = torch.tensor([[-1e4, 1e4, -60.0, 60.0, 0.0, inf, -inf, inf, -inf]], dtype=F64)
+    t = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0]], dtype=F64)
     for dtype in (F64, torch.float32):
         xd, td = x.to(dtype), t.to(dtype)
         got = _value_and_grads(K.triton_sigmoid_focal_loss, [_leaf(xd), _leaf(td)], gamma=gamma,

@@ -29,6 +29,7 @@ are dropped, so the loss and gradient stay finite.
 # No ``from __future__ import annotations`` here: torch.library infers the custom ops' schemas
 # from the real annotation objects.
 
+import functools
 import os
 from typing import Any
 
@@ -107,6 +108,13 @@ def _row_block(n_cols: int, block_size: int | None) -> int:
     if block_size is not None:
         return triton.next_power_of_2(block_size)
     return min(MAX_BLOCK, triton.next_power_of_2(max(n_cols, 1)))
+
+
+@functools.lru_cache(maxsize=64)
+def _scalars(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Kernel hyper-parameters as a device tensor of the compute dtype (a float kernel argument
+    would be rounded to float32), made once per value set and device, not copied every call."""
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 def _num_warps(block: int) -> int:
@@ -256,8 +264,7 @@ def _launch_ce(z: Tensor, t: Tensor, loss: Tensor, grad: Tensor | None, scale: T
     sc = scale if scale is not None else loss
     _ce_kernel[(n,)](
         z, z.stride(0), t, loss, g, g.stride(0), sc, 0 if sc.numel() == 1 else 1,
-        v, ignore_index, torch.full((1,), eps, dtype=z.dtype if z.dtype == torch.float64 else torch.float32,
-                                    device=z.device),
+        v, ignore_index, _scalars((eps,), _acc_dtype(z.dtype), z.device),
         HAS_GRAD=has_grad, SMOOTH=eps != 0.0, CDT=_tl_dtype(z.dtype), BLOCK=block,
         num_warps=_num_warps(block),
     )
@@ -386,7 +393,7 @@ def _focal_params(x: Tensor, alpha: float, gamma: float) -> Tensor:
     composed loss clamps logits to ±sqrt(max) of the compute dtype and 1 - p_t at its tiny."""
     acc = _acc_dtype(x.dtype)
     info = torch.finfo(acc)
-    return torch.tensor([alpha, gamma, float(info.max) ** 0.5, float(info.tiny)], dtype=acc, device=x.device)
+    return _scalars((alpha, gamma, float(info.max) ** 0.5, float(info.tiny)), acc, x.device)
 
 
 @torch.library.custom_op("losskit::triton_sigmoid_focal", mutates_args=())
