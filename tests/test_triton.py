@@ -30,6 +30,7 @@ from tests.reference import classification_ref as ref
 from torch import Tensor
 
 import losskit.functional as LF
+from losskit._core import checks
 from losskit._core.checks import LossInputError
 from losskit._fused import triton_kernels as K
 
@@ -111,7 +112,7 @@ def test_dispatch_helper_and_import_without_triton() -> None:
         K.triton_linear_cross_entropy(x, torch.zeros(4, 3), torch.tensor([0, 1]))
 
 
-def test_input_errors_name_the_fix() -> None:
+def test_input_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = torch.zeros(4, 5), torch.zeros(4, dtype=torch.long)
     with pytest.raises(LossInputError, match="reduction"):
         K.triton_cross_entropy(x, y, reduction="avg")
@@ -129,6 +130,15 @@ def test_input_errors_name_the_fix() -> None:
         K.triton_linear_cross_entropy(torch.zeros(4, 3), torch.zeros(5, 3), y, chunk_size=0)
     with pytest.raises(TypeError):                           # unsupported options are not swallowed
         K.triton_cross_entropy(x, y, weight=torch.ones(5))  # type: ignore[call-arg]
+    with pytest.raises(LossInputError, match="integer class indices"):
+        K.triton_cross_entropy(x, y.float())
+    monkeypatch.setattr(checks, "_DEBUG", True)             # labels read only in debug mode (PITFALLS 25)
+    with pytest.raises(LossInputError, match="outside"):
+        K.triton_cross_entropy(x, torch.tensor([0, 1, 5, -100]))
+    with pytest.raises(LossInputError, match="outside"):
+        K.triton_linear_cross_entropy(torch.zeros(4, 3), torch.zeros(5, 3), torch.tensor([0, 1, 7, 2]))
+    with pytest.raises(LossInputError):
+        K.triton_sigmoid_focal_loss(x, x + 2.0)              # targets outside [0, 1]
 
 
 def test_fake_implementations_give_shapes_and_dtypes() -> None:
@@ -141,7 +151,7 @@ def test_fake_implementations_give_shapes_and_dtypes() -> None:
         assert out.shape == (6,) and out.dtype == torch.float32 and grad.shape == (6, 11)
         out, grad = torch.ops.losskit.triton_cross_entropy(x.double(), t, -100, 0.0, "mean", "zero", False, 0)
         assert out.shape == () and out.dtype == F64 and grad.numel() == 0
-        loss = torch.ops.losskit.triton_sigmoid_focal(x, x, 0.25, 2.0, "none")
+        loss = torch.ops.losskit.triton_sigmoid_focal(x, x, 0.25, 2.0, "none", "zero")
         assert loss.shape == x.shape and loss.dtype == torch.float32
         h, w, b = torch.empty(6, 4), torch.empty(11, 4), torch.empty(11)
         out, dx, dw, db = torch.ops.losskit.triton_linear_cross_entropy(h, w, b, t, -100, 0.0, "sum", "zero",
@@ -246,6 +256,11 @@ def test_cross_entropy_saves_one_logits_sized_tensor_and_keeps_shape() -> None: 
     assert sizes == [x.numel()]
     out = K.triton_cross_entropy(x, yy, reduction="none")
     assert out.shape == (3, 4)
+    wide = _leaf(torch.randn(12, 50, dtype=F64))     # strided rows: a slice of wider logits
+    got = _value_and_grads(K.triton_cross_entropy, [wide[:, 5:45], y.to(DEVICE)], reduction="none")
+    wide_c = wide.detach().clone().requires_grad_(True)
+    want = _value_and_grads(LF.cross_entropy, [wide_c[:, 5:45], y], reduction="none")
+    _close(got, want, **TOL)
     with torch.no_grad():                  # no gradient needed: no gradient buffer either
         assert torch.ops.losskit.triton_cross_entropy(x.reshape(12, 40), yy.reshape(-1), -100, 0.0,
                                                       "none", "zero", False, 0)[1].numel() == 0
@@ -261,6 +276,8 @@ def test_cross_entropy_no_inplace_write_and_repeated_backward() -> None:  # PITF
     (g1,) = torch.autograd.grad(out, xk, g, retain_graph=True)
     (g2,) = torch.autograd.grad(out, xk, g)
     assert torch.equal(xk.detach(), before) and torch.equal(g1, g2)
+    again = K.triton_cross_entropy(xk, y.to(DEVICE), reduction="none")   # no atomics (PITFALLS 21)
+    assert torch.equal(again, out) and torch.equal(torch.autograd.grad(again, xk, g)[0], g1)
 
 
 @kernels
@@ -311,12 +328,16 @@ def test_focal_equals_paper_reference(alpha: float | None, gamma: float) -> None
 
 
 @kernels
-def test_focal_float32_matches_torchvision() -> None:
-    ops = pytest.importorskip("torchvision.ops")
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_focal_float32_matches_torchvision(reduction: str) -> None:
+    try:
+        from torchvision.ops import sigmoid_focal_loss as peer
+    except ImportError:  # its transcription (torchvision's function is pure PyTorch)
+        peer = ref.torchvision_sigmoid_focal_loss
     x, t = _focal_data(13, (64, 20))
     x, t = x.float(), (t > 0.5).float()
-    got = _value_and_grads(K.triton_sigmoid_focal_loss, [_leaf(x), t.to(DEVICE)], reduction="none")
-    want = _value_and_grads(ops.sigmoid_focal_loss, [x.clone().requires_grad_(True), t], reduction="none")
+    got = _value_and_grads(K.triton_sigmoid_focal_loss, [_leaf(x), t.to(DEVICE)], reduction=reduction)
+    want = _value_and_grads(peer, [x.clone().requires_grad_(True), t], reduction=reduction)
     _close(got, want, rtol=1e-6, atol=1e-6)
 
 
@@ -479,6 +500,28 @@ def test_linear_ce_gradcheck_float64() -> None:
             (_leaf(h), _leaf(w), _leaf(b)))
 
 
+# --------------------------------------------------------------------------- all three
+
+
+@kernels
+@pytest.mark.parametrize("empty", ["zero", "nan"])
+def test_empty_inputs_follow_the_empty_policy(empty: str) -> None:  # PITFALLS 6
+    x, y = _leaf(torch.zeros(0, 5, dtype=F64)), torch.zeros(0, dtype=torch.long, device=DEVICE)
+    h, w = _leaf(torch.zeros(0, 3, dtype=F64)), _leaf(torch.randn(5, 3, dtype=F64))
+    outs = [K.triton_cross_entropy(x, y, empty=empty),
+            K.triton_sigmoid_focal_loss(x, x.detach(), empty=empty),
+            K.triton_linear_cross_entropy(h, w, y, empty=empty)]
+    wants = [LF.cross_entropy(x, y, empty=empty),
+             LF.sigmoid_focal_loss(x, x.detach(), empty=empty),
+             LF.linear_cross_entropy(h, w, y, empty=empty)]
+    for out, want in zip(outs, wants):
+        torch.testing.assert_close(out, want, equal_nan=True)
+    for out in outs[:2] + [K.triton_cross_entropy(x, y, reduction="sum")]:
+        assert out.shape == () and torch.autograd.grad(out, x)[0].shape == x.shape
+    (gw,) = torch.autograd.grad(K.triton_linear_cross_entropy(h, w, y, reduction="sum"), w)
+    assert torch.equal(gw, torch.zeros_like(gw))
+
+
 # --------------------------------------------------------------------------- torch.compile
 
 
@@ -509,7 +552,7 @@ def test_opcheck_registrations() -> None:
     ops = torch.ops.losskit
     checks = [
         (ops.triton_cross_entropy.default, (_leaf(x), y.to(DEVICE), -100, 0.1, "mean", "zero", True, 4)),
-        (ops.triton_sigmoid_focal.default, (_leaf(xf), _leaf(tf), 0.25, 2.0, "none")),
+        (ops.triton_sigmoid_focal.default, (_leaf(xf), _leaf(tf), 0.25, 2.0, "none", "zero")),
         (ops.triton_linear_cross_entropy.default,
          (_leaf(h), _leaf(w), _leaf(b), yl.to(DEVICE), -100, 0.0, "none", "zero", 2, False, 0)),
     ]

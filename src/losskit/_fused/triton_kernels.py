@@ -219,14 +219,22 @@ if triton is not None:
 
     @triton.jit
     def _focal_fwd_kernel(x_ptr, t_ptr, loss_ptr, n, hp_ptr,
-                          HAS_ALPHA: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
+                          HAS_ALPHA: tl.constexpr, PARTIAL: tl.constexpr, CDT: tl.constexpr,
+                          BLOCK: tl.constexpr):
+        """Per-element losses, or (PARTIAL) one partial sum per program: "mean"/"sum" then
+        write no per-element buffer, and the partials are summed in a fixed order (no atomics)."""
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         msk = offs < n
         x = tl.load(x_ptr + offs, mask=msk, other=0.0).to(CDT)
         t = tl.load(t_ptr + offs, mask=msk, other=0.0).to(CDT)
         alpha, gamma, bound, tiny = _focal_params_load(hp_ptr, CDT)
         _, _, _, bce, _, _, w, a = _focal_terms(x, t, alpha, gamma, bound, tiny, HAS_ALPHA)
-        tl.store(loss_ptr + offs, (a * w * bce).to(loss_ptr.dtype.element_ty), mask=msk)
+        loss = a * w * bce
+        if PARTIAL:
+            total = tl.sum(tl.where(msk, loss, 0.0).to(CDT), 0)
+            tl.store(loss_ptr + tl.program_id(0), total.to(loss_ptr.dtype.element_ty))
+        else:
+            tl.store(loss_ptr + offs, loss.to(loss_ptr.dtype.element_ty), mask=msk)
 
     @triton.jit
     def _focal_bwd_kernel(x_ptr, t_ptr, g_ptr, g_stride, dx_ptr, dt_ptr, n, hp_ptr,
@@ -291,12 +299,13 @@ def _mean_or_sum(per: Tensor, count: Tensor, reduction: str, empty: str) -> Tens
 def _ce_op(input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float,
            reduction: str, empty: str, compute_grad: bool, block_size: int) -> tuple[Tensor, Tensor]:
     _check_runnable(input, target)
-    x = input.contiguous()
+    # rows may be strided (e.g. a slice of wider logits); only the classes must be contiguous
+    x = input if input.stride(1) == 1 else input.contiguous()
     t = target.contiguous()
     acc = _acc_dtype(x.dtype)
     per = torch.empty(x.shape[0], dtype=acc, device=x.device)
     count = (t != ignore_index).sum().to(acc)
-    grad = torch.empty_like(x) if compute_grad else x.new_empty(0)
+    grad = torch.empty(x.shape, dtype=x.dtype, device=x.device) if compute_grad else x.new_empty(0)
     scale = None
     if compute_grad:
         scale = _grad_scale(count, reduction)
@@ -397,25 +406,33 @@ def _focal_params(x: Tensor, alpha: float, gamma: float) -> Tensor:
 
 
 @torch.library.custom_op("losskit::triton_sigmoid_focal", mutates_args=())
-def _focal_op(input: Tensor, target: Tensor, alpha: float, gamma: float, reduction: str) -> Tensor:
+def _focal_op(input: Tensor, target: Tensor, alpha: float, gamma: float, reduction: str,
+              empty: str) -> Tensor:
     _check_runnable(input, target)
     x = input.contiguous().view(-1)
     t = target.contiguous().view(-1)
     acc = _acc_dtype(x.dtype)
-    per = torch.empty(x.shape, dtype=acc, device=x.device)
     n = x.numel()
+    programs = triton.cdiv(n, FOCAL_BLOCK)
+    partial = reduction != "none"
+    per = torch.empty(programs if partial else n, dtype=acc, device=x.device)
     if n:
-        _focal_fwd_kernel[(triton.cdiv(n, FOCAL_BLOCK),)](
+        _focal_fwd_kernel[(programs,)](
             x, t, per, n, _focal_params(x, alpha, gamma),
-            HAS_ALPHA=alpha >= 0, CDT=_tl_dtype(x.dtype), BLOCK=FOCAL_BLOCK,
+            HAS_ALPHA=alpha >= 0, PARTIAL=partial, CDT=_tl_dtype(x.dtype), BLOCK=FOCAL_BLOCK,
         )
-    if reduction == "none":
+    if not partial:
         return per.view(input.shape)
-    return per.sum() if reduction == "sum" else per.mean()
+    total = per.sum()
+    if reduction == "sum":
+        return total
+    # the mean of no elements follows the empty policy (n is a shape, not data)
+    return total / n if n else torch.full((), 0.0 if empty == "zero" else float("nan"), dtype=acc,
+                                          device=x.device)
 
 
 @_focal_op.register_fake
-def _(input: Tensor, target: Tensor, alpha: float, gamma: float, reduction: str) -> Tensor:
+def _(input: Tensor, target: Tensor, alpha: float, gamma: float, reduction: str, empty: str) -> Tensor:
     shape = input.shape if reduction == "none" else ()
     return input.new_empty(shape, dtype=_acc_dtype(input.dtype))
 
@@ -446,7 +463,7 @@ def _(input: Tensor, target: Tensor, grad: Tensor, alpha: float, gamma: float,
 
 
 def _focal_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-    input, target, alpha, gamma, reduction = inputs
+    input, target, alpha, gamma, reduction, _ = inputs
     ctx.save_for_backward(input, target)
     ctx.hp = (alpha, gamma, reduction, input.numel())
 
@@ -458,7 +475,7 @@ def _focal_backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         g = g / max(n, 1)
     need_t = bool(ctx.needs_input_grad[1])
     dx, dt = _focal_bwd_op(input, target, g, alpha, gamma, need_t)
-    return dx, dt if need_t else None, None, None, None
+    return dx, dt if need_t else None, None, None, None, None
 
 
 _focal_op.register_autograd(_focal_backward, setup_context=_focal_setup)
@@ -471,6 +488,7 @@ def triton_sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    empty: str = "zero",
 ) -> Tensor:
     r"""Sigmoid focal loss by Triton kernels; the numbers of
     :func:`losskit.functional.sigmoid_focal_loss` (and ``torchvision.ops.sigmoid_focal_loss``).
@@ -491,11 +509,13 @@ def triton_sigmoid_focal_loss(
         alpha: weight of the positives in [0, 1], or ``None``/negative (no weighting).
         gamma: focusing exponent γ ≥ 0.
         reduction: ``"none"`` | ``"mean"`` (over all elements) | ``"sum"``.
+        empty: ``"zero"`` or ``"nan"``: the ``"mean"`` of no elements.
 
     Shape:
         ``(*)`` and ``(*)`` → scalar, or ``(*)`` with ``reduction="none"``.
     """
     check_option("reduction", reduction, REDUCTIONS)
+    check_option("empty", empty, EMPTY_POLICIES)
     check_floating("input", input)
     check_tensor("target", target)
     check_same_shape(input, target)
@@ -507,7 +527,8 @@ def triton_sigmoid_focal_loss(
     if not target.is_floating_point():
         target = target.to(input.dtype)
     _check_runnable(input, target)
-    return _focal_op(input, target, -1.0 if alpha is None else float(alpha), float(gamma), reduction)
+    return _focal_op(input, target, -1.0 if alpha is None else float(alpha), float(gamma), reduction,
+                     empty)
 
 
 # --------------------------------------------------------------------------- linear cross-entropy op
