@@ -1,7 +1,9 @@
 """Classification losses side by side with PyTorch (forward+backward, float32, CPU):
 
 * ``cross_entropy`` vs ``F.cross_entropy`` at 2048 × 32768 logits (plain, and with label
-  smoothing, where losskit takes its own path to keep −inf-masked logits finite);
+  smoothing, where losskit keeps −inf-masked logits finite): time, bytes saved for backward, and
+  the peak memory of forward+backward in a fresh process; ``inplace_backward=True`` on logits
+  produced by an op (as from a model's last layer);
 * ``sigmoid_focal_loss`` vs the torchvision formula written in PyTorch ops and vs
   ``F.binary_cross_entropy_with_logits`` (the floor: one fused elementwise loss) at 131072 × 80.
 
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import losskit.functional as LF
-from benchmarks._harness import compare, format_rows, machine
+from benchmarks._harness import compare, format_rows, machine, peak_rss_mib
 
 
 def torchvision_sigmoid_focal(inputs: Tensor, targets: Tensor, alpha: float = 0.25,
@@ -34,9 +36,11 @@ def torchvision_sigmoid_focal(inputs: Tensor, targets: Tensor, alpha: float = 0.
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--peak", action="store_true", help="also measure peak memory (fresh processes)")
     args = parser.parse_args()
     g = torch.Generator().manual_seed(0)
     rows = []
+    peaks: list[str] = []
 
     n, v = 2048, 32768
     x = torch.randn(n, v, generator=g)
@@ -49,7 +53,23 @@ def main() -> None:
         "F.cross_entropy": lambda z: F.cross_entropy(z, y, label_smoothing=0.1),
         "losskit cross_entropy": lambda z: LF.cross_entropy(z, y, label_smoothing=0.1),
     }, [x], repeats=args.repeats, warmup=1)
+    # logits produced by an op (x·1 stands for the last layer), so inplace_backward applies
+    rows += compare(f"cross_entropy {n}x{v}, logits = x*1", {
+        "F.cross_entropy": lambda z: F.cross_entropy(z * 1.0, y),
+        "losskit cross_entropy": lambda z: LF.cross_entropy(z * 1.0, y),
+        "losskit inplace_backward=True": lambda z: LF.cross_entropy(z * 1.0, y, inplace_backward=True),
+    }, [x], repeats=args.repeats, warmup=1)
     del x
+    if args.peak:
+        setup = ("import torch, torch.nn.functional as F, losskit.functional as LF\n"
+                 f"h = torch.randn({n}, {v}, requires_grad=True); y = torch.randint(0, {v}, ({n},))\n"
+                 "logits = h * 1.0\n")
+        for label, call in (("F.cross_entropy", "F.cross_entropy(logits, y)"),
+                            ("losskit cross_entropy", "LF.cross_entropy(logits, y)"),
+                            ("losskit inplace_backward=True",
+                             "LF.cross_entropy(logits, y, inplace_backward=True)")):
+            mib = peak_rss_mib(setup + f"{call}.backward()\n")
+            peaks.append(f"| cross_entropy {n}x{v}, logits = h*1 | {label} | {mib:.0f} |")
 
     n, c = 131072, 80
     x = torch.randn(n, c, generator=g)
@@ -63,6 +83,11 @@ def main() -> None:
     print(machine())
     print()
     print(format_rows(rows))
+    if peaks:
+        print()
+        print("| case | implementation | peak memory above `import torch` (MiB) |")
+        print("|---|---|---:|")
+        print("\n".join(peaks))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import draw
+from losskit._fused.cross_entropy import index_cross_entropy, use_fast_path
 
 __all__ = [
     "BCELoss",
@@ -291,6 +292,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     class_dim: int = 1,
     weighted_mean: bool = True,
+    inplace_backward: bool = False,
     reduction: str = "mean",
     sample_weight: Tensor | None = None,
     mask: Tensor | None = None,
@@ -316,6 +318,14 @@ def cross_entropy(
     dropped (0·log 0 = 0, no smoothing mass), so the loss and its gradient stay finite where
     PyTorch's smoothed loss is inf.
 
+    With class-index targets (in eager mode) a low-memory path computes the loss from the
+    log-sum-exp of each position and a gather: it saves only its inputs and one float per
+    position for backward (``F.cross_entropy`` keeps the logits-sized ``log_softmax``) and its
+    backward writes ``softmax − smoothed one-hot``, scaled by the upstream gradient, into one
+    logits-sized buffer. Under ``torch.compile`` and ``torch.func`` transforms, with probability
+    targets, or with a ``weight`` that requires grad, the loss is composed of PyTorch ops instead
+    (same values and gradients; double backward differentiates that composition).
+
     Args:
         input: logits ``(N, C)``, ``(C,)`` or ``(N, C, d1, ...)``; the class dim is ``class_dim``.
         target: class indices (integer, the input's shape without the class dim) or class
@@ -327,6 +337,17 @@ def cross_entropy(
         class_dim: the class dimension of ``input`` (1, or -1 for channels-last).
         weighted_mean: ``"mean"`` divides by Σ w[target] (True, PyTorch) or by the number of
             non-ignored targets (False).
+        inplace_backward: opt in to writing the gradient into the logits' own memory during
+            backward, so that backward needs no second logits-sized buffer (Liger-Kernel's
+            saving, but the logits keep their values until ``backward()`` runs, so metrics can
+            still be computed from them after the loss). After backward the logits hold
+            ∂loss/∂logits: their content is overwritten. Autograd's version counter then makes
+            any other node that saved the logits and runs its backward later raise
+            ("modified by an inplace operation") instead of reading the gradient. Raises
+            :class:`LossInputError` for logits that are a leaf requiring grad (a parameter's
+            storage would be overwritten), with probability targets, under ``torch.compile`` or
+            ``torch.func``, and in double backward. Float16/bfloat16 or non-contiguous logits
+            are upcast/copied first: the copy is overwritten and the logits stay intact.
         reduction: ``"none"`` (per position, the target's shape) | ``"mean"`` (see above; with
             ``sample_weight``/``mask`` it is Σ m·s·ℓ / Σ m·s·w[y]) | ``"sum"`` (divided by
             ``normalizer`` when given).
@@ -354,6 +375,7 @@ def cross_entropy(
         Cox, "The regression analysis of binary sequences", JRSS B 1958.
         Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR 2016.
     """
+    original = input
     input = _logits_input(input)
     check_tensor("target", target)
     check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
@@ -362,6 +384,11 @@ def cross_entropy(
     weight = _class_vector("weight", weight, input.shape[dim], input)
     unbatched = input.ndim == 1
     if target.is_floating_point():
+        if inplace_backward:
+            raise LossInputError(
+                "inplace_backward=True applies to class-index targets only; this target holds "
+                "probabilities (float). Fix: drop inplace_backward, or pass class indices."
+            )
         if ignore_index != -100:
             raise LossInputError(
                 f"ignore_index={ignore_index} was given with a probability target (float, the "
@@ -374,11 +401,47 @@ def cross_entropy(
         return reduce(loss, reduction, sample_weight=sample_weight, mask=mask,
                       normalizer=normalizer, empty=empty)
     t = _index_target(input, target, dim, ignore_index)
-    loss, den = _hard_ce(x, t, weight, ignore_index, label_smoothing)
+    fast = use_fast_path() and not (weight is not None and weight.requires_grad)
+    if inplace_backward:
+        _check_inplace_backward(original, fast)
+    if not fast:
+        loss, den = _hard_ce(x, t, weight, ignore_index, label_smoothing)
+        loss, den = _restore(loss, unbatched), _restore(den, unbatched)
+    else:
+        lead, k, trail = math.prod(input.shape[:dim]), input.shape[dim], math.prod(input.shape[dim + 1:])
+        # the row kernels (and out= buffers) need a contiguous layout: a view when it already is
+        x3 = (input.reshape(lead, k) if trail == 1 else input.reshape(lead, k, trail)).contiguous()
+        t3 = target.reshape(x3.shape[:1] + x3.shape[2:])
+
+        def composed(a: Tensor, b: Tensor, w: Tensor | None) -> Tensor:
+            return _hard_ce(a, b, w, ignore_index, label_smoothing)[0]
+
+        loss = index_cross_entropy(x3, t3, weight, ignore_index, label_smoothing, composed,
+                                   inplace=inplace_backward).reshape(target.shape)
+        valid = target != ignore_index
+        den = valid.to(input.dtype) if weight is None else torch.where(
+            valid, weight[torch.where(valid, target, 0)], weight.new_zeros(()))
     if not weighted_mean and weight is not None:
-        den = (t != ignore_index).to(x.dtype)
-    return reduce(_restore(loss, unbatched), reduction, denominator=_restore(den, unbatched),
-                         sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+        den = (target != ignore_index).to(input.dtype)
+    return reduce(loss, reduction, denominator=den, sample_weight=sample_weight, mask=mask,
+                  normalizer=normalizer, empty=empty)
+
+
+def _check_inplace_backward(input: Tensor, fast: bool) -> None:
+    base = input if input._base is None else input._base
+    if input.requires_grad and base.is_leaf:
+        raise LossInputError(
+            "inplace_backward=True would overwrite the logits with their gradient, but the logits "
+            f"{shape_str(input)} are (a view of) a leaf that requires grad (a parameter or an "
+            "input you differentiate); its values would be lost. Fix: pass logits computed by the model "
+            "(e.g. the output of the last layer), or drop inplace_backward."
+        )
+    if not fast:
+        raise LossInputError(
+            "inplace_backward=True needs the eager low-memory path, which does not run under "
+            "torch.compile or torch.func transforms, nor with a weight that requires grad. Fix: "
+            "drop inplace_backward there (the compiler plans the memory itself)."
+        )
 
 
 class CrossEntropyLoss(LossModule):

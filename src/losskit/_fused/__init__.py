@@ -1,0 +1,1 @@
+"""Fused fast paths: custom autograd Functions with closed-form gradients."""

@@ -1,0 +1,331 @@
+"""Fast paths of the classification losses against the composed reference path, PyTorch and the
+float64 references: values and every gradient for every option (``reduction="none"`` with a
+non-uniform upstream gradient included), half precision, extremes, the bytes saved for
+backward, and the semantics of ``cross_entropy(inplace_backward=True)``."""
+
+# The lambdas built inside loops below are called at once, inside the same iteration.
+# ruff: noqa: B023
+
+from __future__ import annotations
+
+import itertools
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tests.reference import classification_ref as ref
+
+import losskit.functional as LF
+import losskit.losses.classification as C
+from losskit._core.checks import LossInputError
+
+D = torch.float64
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def composed_path():
+    """Force the composed reference path (the one torch.compile traces)."""
+    saved = C.use_fast_path
+    C.use_fast_path = lambda: False
+    try:
+        yield
+    finally:
+        C.use_fast_path = saved
+
+
+def _value_and_grad(fn, x: torch.Tensor, seed: int = 7):
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x)
+    g = torch.rand(out.shape, generator=_gen(seed), dtype=out.dtype) + 0.5 if out.ndim else 1.0
+    (out * g).sum().backward()
+    return out.detach(), x.grad
+
+
+def _assert_same(fn_a, fn_b, x, rtol=1e-10, atol=1e-10):
+    va, ga = _value_and_grad(fn_a, x)
+    vb, gb = _value_and_grad(fn_b, x)
+    torch.testing.assert_close(va, vb, rtol=rtol, atol=atol)
+    torch.testing.assert_close(ga, gb, rtol=rtol, atol=atol)
+
+
+# --------------------------------------------------------------------------- cross_entropy
+
+K = 5
+W = torch.tensor([0.3, 1.0, 2.0, 0.7, 1.4], dtype=D)
+LAYOUTS = {"2d": ((7, K), 1), "4d": ((2, K, 3, 2), 1), "last": ((2, 3, K), -1), "1d": ((K,), 1)}
+
+
+def _case(layout: str, ignored: bool, seed: int = 3, dtype: torch.dtype = D):
+    shape, dim = LAYOUTS[layout]
+    x = (torch.randn(*shape, generator=_gen(seed), dtype=D) * 2).to(dtype)
+    d = dim % len(shape)
+    tshape = shape[:d] + shape[d + 1:]
+    t = torch.randint(0, K, tshape, generator=_gen(seed + 1))
+    if ignored and t.ndim:
+        t = t.clone()
+        t.view(-1)[::3] = -100
+    return x, t, dim
+
+
+def _torch_ce(x, t, dim, **kw):
+    return F.cross_entropy(x.movedim(dim, 1) if x.ndim > 1 else x, t, **kw)
+
+
+GRID = list(itertools.product((False, True), (False, True), (0.0, 0.2), ("none", "mean", "sum"),
+                              tuple(LAYOUTS)))
+
+
+@pytest.mark.parametrize("weighted,ignored,eps,reduction,layout", GRID)
+def test_fast_cross_entropy_equals_composed_path_and_torch(weighted, ignored, eps, reduction, layout):
+    x, t, dim = _case(layout, ignored)
+    kw = dict(weight=W if weighted else None, label_smoothing=eps, reduction=reduction)
+
+    def fast(z):
+        return LF.cross_entropy(z, t, class_dim=dim, **kw)
+
+    with composed_path():
+        composed = _value_and_grad(fast, x)
+    _assert_same(fast, lambda z: _torch_ce(z, t, dim, **kw), x)
+    va, ga = _value_and_grad(fast, x)
+    torch.testing.assert_close(va, composed[0], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ga, composed[1], rtol=1e-10, atol=1e-10)
+    # float32 against PyTorch's kernel to 1e-6
+    kw32 = {**kw, "weight": None if not weighted else W.float()}
+    _assert_same(lambda z: LF.cross_entropy(z, t, class_dim=dim, **kw32),
+                 lambda z: _torch_ce(z, t, dim, **kw32), x.float(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.15])
+def test_fast_cross_entropy_equals_float64_reference(eps):
+    x, t, _ = _case("2d", True, seed=11)
+    _assert_same(lambda z: LF.cross_entropy(z, t, weight=W, label_smoothing=eps, reduction="none"),
+                 lambda z: ref.cross_entropy(z, t, weight=W, label_smoothing=eps, reduction="none"), x)
+
+
+@pytest.mark.parametrize("option", ["sample_weight", "mask", "normalizer", "weighted_mean", "empty_nan"])
+def test_fast_cross_entropy_shared_options_equal_composed_path(option):
+    x, t, _ = _case("4d", True, seed=5)
+    kw: dict = {"weight": W, "label_smoothing": 0.1}
+    if option == "sample_weight":
+        kw["sample_weight"] = torch.rand(t.shape, generator=_gen(1), dtype=D)
+    elif option == "mask":
+        kw["mask"] = torch.rand(t.shape, generator=_gen(2)) > 0.4
+    elif option == "normalizer":
+        kw.update(reduction="sum", normalizer=17.0)
+    elif option == "weighted_mean":
+        kw["weighted_mean"] = False
+    else:
+        kw["empty"] = "nan"
+
+    def fn(z):
+        return LF.cross_entropy(z, t, **kw)
+
+    with composed_path():
+        composed = _value_and_grad(fn, x)
+    va, ga = _value_and_grad(fn, x)
+    torch.testing.assert_close(va, composed[0], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ga, composed[1], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("empty", ["zero", "nan"])
+def test_fast_cross_entropy_all_ignored_and_zero_batch(empty):
+    x = torch.randn(3, K, dtype=D, requires_grad=True)
+    loss = LF.cross_entropy(x, torch.full((3,), -100), empty=empty)
+    loss.backward()
+    if empty == "zero":
+        assert loss.item() == 0.0 and torch.equal(x.grad, torch.zeros_like(x))
+    else:
+        assert loss.isnan()
+    z = torch.randn(0, K, requires_grad=True)
+    out = LF.cross_entropy(z, torch.zeros(0, dtype=torch.long), reduction="sum")
+    out.backward()
+    assert out.item() == 0.0 and z.grad.shape == (0, K)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fast_cross_entropy_half_inputs_compute_in_float32(dtype):
+    x, t, _ = _case("2d", True, seed=13, dtype=dtype)
+    for eps in (0.0, 0.1):
+        xh = x.detach().clone().requires_grad_(True)
+        out = LF.cross_entropy(xh, t, weight=W.float(), label_smoothing=eps, reduction="none")
+        assert out.dtype == torch.float32
+        g = torch.rand(out.shape, generator=_gen(3)) + 0.5
+        (out * g).sum().backward()
+        assert xh.grad.dtype == dtype
+        x64 = x.to(D).requires_grad_(True)
+        expected = ref.cross_entropy(x64, t, weight=W, label_smoothing=eps, reduction="none")
+        (expected * g.to(D)).sum().backward()
+        torch.testing.assert_close(out.to(D), expected.detach(), rtol=1e-2, atol=1e-2)
+        torch.testing.assert_close(xh.grad.to(D), x64.grad, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("scale", [1e4, -1e4])
+def test_fast_cross_entropy_extreme_and_masked_logits(scale):
+    x = torch.randn(6, K, generator=_gen(17), dtype=D) * scale
+    x[:, 1] = float("-inf")  # a masked class
+    x[0, 3] = float("-inf")
+    t = torch.tensor([0, 2, 3, 4, -100, 0])
+    for eps, weighted in itertools.product((0.0, 0.3), (False, True)):
+        kw = dict(weight=W if weighted else None, label_smoothing=eps, reduction="none")
+
+        def fn(z):
+            return LF.cross_entropy(z, t, **kw)
+
+        va, ga = _value_and_grad(fn, x)
+        assert torch.isfinite(va).all() and torch.isfinite(ga).all()
+        assert torch.equal(ga[:, 1], torch.zeros(6, dtype=D))  # no gradient into masked classes
+        with composed_path():
+            vc, gc = _value_and_grad(fn, x)
+        torch.testing.assert_close(va, vc, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(ga, gc, rtol=1e-10, atol=1e-10)
+        # and the float64 reference (which drops -inf classes from the smoothing term)
+        vr, gr = _value_and_grad(lambda z: ref.cross_entropy(z, t, **kw), x)
+        torch.testing.assert_close(va, vr, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(ga, gr, rtol=1e-10, atol=1e-10)
+
+
+def test_fast_cross_entropy_gradcheck_and_gradgradcheck():
+    x, t, _ = _case("4d", True, seed=19)
+    x = x.requires_grad_(True)
+    for eps in (0.0, 0.2):
+        for reduction in ("none", "mean"):
+            def fn(z):
+                return LF.cross_entropy(z, t, weight=W, label_smoothing=eps, reduction=reduction)
+
+            assert torch.autograd.gradcheck(fn, (x,))
+            assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_fast_cross_entropy_non_contiguous_logits():
+    x = torch.randn(K, 8, generator=_gen(23), dtype=D).t()  # (8, K), not contiguous
+    t = torch.randint(0, K, (8,), generator=_gen(24))
+    _assert_same(lambda z: LF.cross_entropy(z.t().t(), t, label_smoothing=0.1),
+                 lambda z: F.cross_entropy(z, t, label_smoothing=0.1), x)
+
+
+def test_torch_func_transforms_take_the_composed_path():
+    x, t, _ = _case("2d", False, seed=29)
+    g = torch.func.grad(lambda z: LF.cross_entropy(z, t, label_smoothing=0.1))(x)
+    x = x.clone().requires_grad_(True)
+    F.cross_entropy(x, t, label_smoothing=0.1).backward()
+    torch.testing.assert_close(g, x.grad, rtol=1e-10, atol=1e-10)
+
+
+def _saved_storage_bytes(fn, *inputs, count_inputs: bool = True) -> int:
+    """Bytes of every distinct storage autograd saves during fn(*inputs)."""
+    seen: set[int] = set() if count_inputs else {t.untyped_storage().data_ptr() for t in inputs}
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*inputs)
+    return total
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_fast_cross_entropy_saves_at_most_one_logits_buffer(eps):
+    n, k = 64, 2048
+    x = torch.randn(n, k, requires_grad=True)
+    t = torch.randint(0, k, (n,))
+    logits_bytes = x.untyped_storage().nbytes()
+    small = 8 * n * 8  # a few per-row vectors
+    ours = _saved_storage_bytes(lambda z: LF.cross_entropy(z, t, label_smoothing=eps), x)
+    assert ours <= logits_bytes + small  # the logits themselves and a few per-row floats
+    ours_new = _saved_storage_bytes(lambda z: LF.cross_entropy(z, t, label_smoothing=eps), x,
+                                    count_inputs=False)
+    theirs_new = _saved_storage_bytes(lambda z: F.cross_entropy(z, t, label_smoothing=eps), x,
+                                      count_inputs=False)
+    assert ours_new <= small
+    assert theirs_new >= logits_bytes  # PyTorch keeps log_softmax: what the fast path avoids
+
+
+# ----------------------------------------------------------------- inplace_backward semantics
+
+
+def _head(seed: int = 31):
+    g = _gen(seed)
+    h = torch.randn(6, 4, generator=g, dtype=D, requires_grad=True)
+    w = torch.randn(4, K, generator=g, dtype=D, requires_grad=True)
+    t = torch.randint(0, K, (6,), generator=g)
+    t[2] = -100
+    return h, w, t
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_inplace_backward_gives_the_same_gradients_and_overwrites_the_logits(reduction, eps):
+    h, w, t = _head()
+    g = torch.rand(6, generator=_gen(3), dtype=D) + 0.5
+    kw = dict(weight=W, label_smoothing=eps, reduction=reduction)
+    grads = []
+    for inplace in (False, True):
+        h.grad = w.grad = None
+        logits = h @ w
+        logits.retain_grad()
+        loss = LF.cross_entropy(logits, t, inplace_backward=inplace, **kw)
+        before = logits.detach().clone()
+        (loss * g if reduction == "none" else loss).sum().backward()
+        grads.append((h.grad.clone(), w.grad.clone(), logits.grad.clone()))
+        if inplace:
+            # documented: after backward the logits hold d(loss)/d(logits)
+            torch.testing.assert_close(logits.detach(), grads[0][2], rtol=1e-12, atol=1e-12)
+        else:
+            assert torch.equal(logits.detach(), before)
+    for a, b in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_inplace_backward_keeps_the_logits_until_backward():
+    h, w, t = _head()
+    logits = h @ w
+    before = logits.detach().clone()
+    LF.cross_entropy(logits, t, inplace_backward=True)
+    assert torch.equal(logits.detach(), before)  # metrics can still be computed here
+
+
+def test_inplace_backward_refuses_unsafe_uses():
+    h, w, t = _head()
+    with pytest.raises(LossInputError, match="leaf"):
+        LF.cross_entropy(torch.randn(6, K, requires_grad=True), t, inplace_backward=True)
+    leaf = torch.randn(6 * K, requires_grad=True)
+    with pytest.raises(LossInputError, match="leaf"):
+        LF.cross_entropy(leaf.view(6, K), t, inplace_backward=True)
+    with pytest.raises(LossInputError, match="probabilities"):
+        LF.cross_entropy(h @ w, torch.softmax(torch.randn(6, K, dtype=D), 1), inplace_backward=True)
+    with composed_path(), pytest.raises(LossInputError, match=r"torch\.compile"):
+        LF.cross_entropy(h @ w, t, inplace_backward=True)
+    loss = LF.cross_entropy(h @ w, t, inplace_backward=True)
+    with pytest.raises(LossInputError, match="differentiated twice"):
+        torch.autograd.grad(loss, h, create_graph=True)
+
+
+def test_inplace_backward_never_feeds_overwritten_logits_to_another_node():
+    h, w, t = _head()
+    logits = h @ w
+    other = (logits**2).sum()  # PowBackward saves the logits and runs after the loss's backward
+    loss = LF.cross_entropy(logits, t, inplace_backward=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (loss + other).backward()
+    # the other order is correct: the consumer created later runs its backward first
+    h.grad = w.grad = None
+    logits = h @ w
+    loss = LF.cross_entropy(logits, t, inplace_backward=True)
+    (loss + (logits**2).sum()).backward()
+    got = (h.grad.clone(), w.grad.clone())
+    h.grad = w.grad = None
+    logits = h @ w
+    (F.cross_entropy(logits, t) + (logits**2).sum()).backward()
+    torch.testing.assert_close(got[0], h.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[1], w.grad, rtol=1e-12, atol=1e-12)
