@@ -1,6 +1,7 @@
 """Multiclass Dice and Tversky, forward+backward, losskit vs MONAI and kornia.
 
-Run: ``.venv/bin/python -m benchmarks.bench_segmentation [--quick] [--threads N] [--repeats R]``.
+Run: ``.venv/bin/python -m benchmarks.bench_segmentation [--quick] [--threads N] [--repeats R]
+[--cpu-time]``.
 Prints markdown tables (median ms, ratio to losskit, MiB saved for backward) for index and
 one-hot targets (the one-hot tensor built before timing, MONAI then without ``to_onehot_y``),
 with the composed reference path as a row, and the peak resident memory of index vs one-hot
@@ -9,8 +10,10 @@ targets, measured in fresh processes.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import torch
@@ -19,7 +22,7 @@ from torch import Tensor
 
 import losskit.functional as LF
 import losskit.losses.segmentation as seg
-from benchmarks._harness import compare, format_rows, machine
+from benchmarks._harness import Row, compare, format_rows, machine, saved_bytes
 
 SHAPES = {"2-D (8, 4, 128, 128)": (8, 4, 128, 128), "3-D (2, 4, 64, 64, 64)": (2, 4, 64, 64, 64)}
 
@@ -96,6 +99,25 @@ def peak_memory(shape: tuple[int, ...]) -> dict[str, float]:
     return {"index": _hwm_mib(idx) - base, "one-hot": _hwm_mib(hot) - base}
 
 
+def cpu_compare(case: str, cands: dict[str, Callable[..., Tensor]], inputs: tuple[Tensor, Tensor], *,
+                repeats: int, warmup: int) -> list[Row]:
+    """Like :func:`compare`, but timing the CPU time of this (single) thread: with one intra-op
+    thread this is the work done, barely touched by other jobs on a shared machine."""
+    times: dict[str, list[float]] = {k: [] for k in cands}
+    for rep in range(warmup + repeats):
+        for label, fn in cands.items():
+            x = inputs[0].detach().requires_grad_(True)
+            t0 = time.thread_time()
+            fn(x, inputs[1]).backward()
+            if rep >= warmup:
+                times[label].append(time.thread_time() - t0)
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    first = next(iter(cands))
+    return [Row(case, k, med[k], med[k] / med[first],
+                saved_bytes(fn, [inputs[0].detach().requires_grad_(True), inputs[1]]) / 2**20)
+            for k, fn in cands.items()]
+
+
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     repeats = 3 if quick else 10
@@ -104,8 +126,12 @@ def main(argv: list[str]) -> None:
             torch.set_num_threads(int(argv[i + 1]))
         elif arg == "--repeats":
             repeats = int(argv[i + 1])
+    cpu_time = "--cpu-time" in argv
+    if cpu_time:
+        torch.set_num_threads(1)
+        print("timing: CPU time of one intra-op thread (time.thread_time), not wall clock")
     print(machine())
-    if not quick:  # before this process grows
+    if not quick and not cpu_time:  # before this process grows
         for case, shape in SHAPES.items():
             mem = peak_memory(shape)
             print(f"extra peak memory of dice fwd+bwd, {case}: index target {mem['index']:.1f} MiB, "
@@ -119,7 +145,8 @@ def main(argv: list[str]) -> None:
         for target, t in (("index", y), ("one-hot", _onehot(y, shape[1]))):
             for kind in ("dice", "tversky"):
                 name = f"{kind} {case}, {target} target"
-                rows += compare(name, candidates(kind, shape, target), (x, t), repeats=repeats, warmup=2)
+                timer = cpu_compare if cpu_time else compare
+                rows += timer(name, candidates(kind, shape, target), (x, t), repeats=repeats, warmup=2)
                 mine = next(r for r in rows if r.case == name and r.label == "losskit")
                 peers = [r for r in rows if r.case == name and not r.label.startswith("losskit")]
                 if peers:
@@ -130,6 +157,7 @@ def main(argv: list[str]) -> None:
         print(format_rows(rows))
     print()
     print("\n".join(summary))
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])
