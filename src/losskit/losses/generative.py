@@ -473,6 +473,11 @@ def gan_discriminator_loss(
     the textbook objective (MONAI's ``PatchAdversarialLoss`` returns the two terms separately;
     its least-squares form has no ½).
 
+    Speed and memory: ``"minimax"``, ``"lsgan"`` and ``"hinge"`` run a fused path (one kernel
+    per term with its closed-form gradient, over cache-sized chunks) that saves nothing for
+    backward but the logits; under ``torch.compile`` and for double backward the composed form
+    above is used. At a kink of ``"hinge"`` the derivative is 0, as ``relu``'s is.
+
     Args:
         real_logits: raw scores on real data, any shape.
         fake_logits: raw scores on generated data, same shape.
@@ -558,7 +563,9 @@ def gan_generator_loss(
     * ``"hinge"`` (Lim & Ye 2017) and ``"wgan"`` (Arjovsky 2017): :math:`-f`.
 
     The default is ``"non_saturating"`` rather than the literal minimax form because that is
-    the objective the papers recommend for training.
+    the objective the papers recommend for training. ``"non_saturating"``, ``"minimax"`` and
+    ``"lsgan"`` run a fused path that saves nothing for backward but the logits (see
+    :func:`gan_discriminator_loss`).
 
     Args:
         fake_logits: raw scores on generated data, any shape.
@@ -814,9 +821,9 @@ def r1_penalty(
 
     * **D itself** (``r1_penalty(D, real)``; a conditional D as ``lambda x: D(x, c)``): traces
       under ``torch.compile(fullgraph=True)`` (the input gradient is then taken with
-      ``torch.func.vjp``; eagerly with ``torch.autograd.grad``, which accepts any D). It runs D
-      once more on the reals, which costs nothing extra with StyleGAN's lazy regularisation,
-      where the R1 step has a forward pass of its own.
+      ``torch.func.vjp``; eagerly with ``torch.autograd.grad``, which accepts any D). The
+      penalty runs its own forward pass of D on the reals, which costs nothing extra with
+      StyleGAN's lazy regularisation, where the R1 step has a forward pass of its own anyway.
     * **The scores** (``r1_penalty(D(x), x)`` with ``x.requires_grad_()`` first): reuses a
       forward pass shared with the main loss, as StyleGAN2's non-lazy step does. Its graph
       starts outside the compiled region, so ``torch.compile`` runs this call eagerly after a
