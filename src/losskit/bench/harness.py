@@ -81,9 +81,10 @@ def machine(device: str | torch.device = "cpu") -> str:
     return line
 
 
-def saved_bytes(fn: Callable[..., Tensor], inputs: Sequence[Tensor]) -> int:
+def saved_bytes(fn: Callable[..., Tensor], inputs: Sequence[Tensor], *, backward: bool = False) -> int:
     """Bytes of the tensors autograd saves for backward during ``fn(*inputs)``, counting each
-    storage once and not counting the inputs themselves."""
+    storage once and not counting the inputs themselves; ``backward=True`` also runs the
+    backward of the result (one forward+backward serving as a warm-up too)."""
     seen: set[int] = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, Tensor)}
     total = 0
 
@@ -96,7 +97,9 @@ def saved_bytes(fn: Callable[..., Tensor], inputs: Sequence[Tensor]) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*inputs)
+        out = fn(*inputs)
+    if backward:
+        out.backward()
     return total
 
 
@@ -131,11 +134,13 @@ def compare(
     repeats: int = 15,
     warmup: int = 3,
     peak: bool = False,
+    saved: bool = True,
 ) -> list[Row]:
     """Time forward+backward of each candidate, interleaved; ratios are to ``baseline``
     (default: the first candidate). On CUDA the device is synchronised around each call;
     ``peak=True`` also fills ``peak_mib`` there (on CPU the peak needs a fresh process: see
-    :func:`live_peak_mib`)."""
+    :func:`live_peak_mib`); ``saved=False`` skips the extra forward that counts the bytes saved
+    for backward (``saved_mib`` is then ``None``)."""
     labels = list(candidates)
     baseline = baseline or labels[0]
     device = _device_of(inputs)
@@ -153,12 +158,11 @@ def compare(
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     rows = []
     for label in labels:
-        xs = _fresh(inputs, grad)
-        saved = saved_bytes(candidates[label], xs) / 2**20
+        nbytes = saved_bytes(candidates[label], _fresh(inputs, grad)) / 2**20 if saved else None
         pk = None
         if peak and device is not None and device.type == "cuda":
             pk = cuda_peak_mib(candidates[label], inputs, grad)
-        rows.append(Row(case, label, med[label], med[label] / med[baseline], saved, pk,
+        rows.append(Row(case, label, med[label], med[label] / med[baseline], nbytes, pk,
                         min(times[label]) * 1e3, max(times[label]) * 1e3))
     return rows
 

@@ -13,6 +13,7 @@ import json
 import re
 import resource
 import sys
+import time
 from collections.abc import Sequence
 
 import torch
@@ -47,6 +48,7 @@ def measure(case_ids: Sequence[str], quick: bool) -> dict[str, dict[str, tuple[f
     out: dict[str, dict[str, tuple[float | None, str]]] = {}
     cpu = torch.device("cpu")
     for cid in case_ids:
+        t0 = time.perf_counter()
         built = case(cid).build(quick, cpu)
         res: dict[str, tuple[float | None, str]] = {}
         for label, cand in built.candidates.items():
@@ -63,6 +65,7 @@ def measure(case_ids: Sequence[str], quick: bool) -> dict[str, dict[str, tuple[f
         out[cid] = res
         del built
         gc.collect()
+        print(f"{cid}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     return out
 
 

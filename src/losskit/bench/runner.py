@@ -14,7 +14,7 @@ from torch import Tensor
 from losskit._core.checks import LossInputError, did_you_mean
 from losskit._core.registry import FAMILIES, catalog, get_spec
 from losskit.bench.cases import CASES, Built, Case, Goal, NotTimed, Unavailable
-from losskit.bench.harness import Row, compare, cuda_peak_mib, machine, peak_env
+from losskit.bench.harness import Row, compare, cuda_peak_mib, machine, peak_env, saved_bytes
 
 __all__ = ["GoalResult", "Report", "families_of", "format_json", "format_text", "run", "select"]
 
@@ -88,13 +88,14 @@ def cpu_peaks(cases: Sequence[Case], quick: bool) -> dict[str, dict[str, tuple[f
     return {cid: {k: (v[0], v[1]) for k, v in res.items()} for cid, res in data.items()}
 
 
-def _preflight(fn: Callable[..., Tensor], built: Built) -> str | None:
+def _preflight(fn: Callable[..., Tensor], built: Built) -> float | str:
+    """One forward+backward (the first warm-up), counting the bytes saved for backward (MiB);
+    the error as a string if it fails."""
     xs = [t.detach().requires_grad_(True) if i in built.grad else t for i, t in enumerate(built.inputs)]
     try:
-        fn(*xs).backward()
+        return saved_bytes(fn, xs, backward=True) / 2**20
     except Exception as e:  # a peer's failure is a row, not a crash
         return f"error: {type(e).__name__}: {str(e)[:120]}"
-    return None
 
 
 def run_case(
@@ -108,6 +109,7 @@ def run_case(
     built = c.build(quick, device)
     reps = repeats if repeats is not None else (min(c.repeats, 2) if quick else c.repeats)
     status: dict[str, str] = {}
+    saved: dict[str, float] = {}
     timed: dict[str, Callable[..., Tensor]] = {}
     for label, cand in built.candidates.items():
         if isinstance(cand, Unavailable):
@@ -115,17 +117,19 @@ def run_case(
         elif isinstance(cand, NotTimed):
             status[label] = "not timed"
         else:
-            err = _preflight(cand, built)  # also the first warm-up call
-            if err is None:
-                timed[label] = cand
+            first = _preflight(cand, built)
+            if isinstance(first, str):
+                status[label] = first
             else:
-                status[label] = err
+                timed[label], saved[label] = cand, first
     rows_by_label: dict[str, Row] = {}
     baseline = None
     if timed:
         baseline = built.baseline if built.baseline in timed else next(iter(timed))
         for r in compare(c.id, timed, built.inputs, grad=built.grad, baseline=baseline, repeats=reps,
-                         warmup=0 if quick else max(c.warmup - 1, 0), peak=device.type == "cuda"):
+                         warmup=0 if quick else max(c.warmup - 1, 0), peak=device.type == "cuda",
+                         saved=False):
+            r.saved_mib = saved[r.label]
             rows_by_label[r.label] = r
     rows = []
     for label, cand in built.candidates.items():
