@@ -591,3 +591,24 @@ def test_gan_fast_paths_double_backward(kind: str) -> None:
         lambda r, f: LF.gan_discriminator_loss(r, f, kind=kind, reduction="none"), (real, fake))
     for g_kind in ("non_saturating", "minimax", "lsgan"):
         assert torch.autograd.gradgradcheck(lambda f, k=g_kind: LF.gan_generator_loss(f, kind=k), (fake,))
+
+
+def test_gan_fused_kinds_trace_with_fullgraph_and_equal_the_fused_path() -> None:
+    # under torch.compile the composed form runs; eagerly the fused path: same values and gradients
+    real, fake = _leaf(6, 5, seed=48, scale=3.0), _leaf(6, 5, seed=49, scale=3.0)
+    weight = torch.rand(6, generator=_gen(50), dtype=torch.float64)
+
+    def every_kind(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        # (the contract compiles the default kinds, minimax D and non-saturating G)
+        d = [LF.gan_discriminator_loss(r, f, kind=k, reduction="none") for k in ("lsgan", "hinge")]
+        d.append(LF.gan_discriminator_loss(r, f, kind="hinge", sample_weight=weight).expand(6, 5))
+        g = [LF.gan_generator_loss(f, kind=k, reduction="none") for k in ("minimax", "lsgan")]
+        return torch.stack(d + g)
+
+    compiled = torch.compile(every_kind, backend="eager", fullgraph=True, dynamic=False)
+    got, want = compiled(real, fake), every_kind(real, fake)
+    torch.testing.assert_close(got, want, **TOL)
+    upstream = torch.randn(want.shape, generator=_gen(51), dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad(got, [real, fake], upstream),
+                    torch.autograd.grad(want, [real, fake], upstream)):
+        torch.testing.assert_close(a, b, **TOL)
