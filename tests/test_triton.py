@@ -129,7 +129,11 @@ def test_input_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(LossInputError, match="chunk_size"):
         K.triton_linear_cross_entropy(torch.zeros(4, 3), torch.zeros(5, 3), y, chunk_size=0)
     with pytest.raises(TypeError):                           # unsupported options are not swallowed
-        K.triton_cross_entropy(x, y, weight=torch.ones(5))  # type: ignore[call-arg]
+        K.triton_cross_entropy(x, y, pos_weight=torch.ones(5))  # type: ignore[call-arg]
+    with pytest.raises(LossInputError, match="weight"):
+        K.triton_cross_entropy(x, y, weight=torch.ones(4))
+    with pytest.raises(LossInputError, match="detach"):
+        K.triton_cross_entropy(x, y, weight=torch.ones(5, requires_grad=True))
     with pytest.raises(LossInputError, match="integer class indices"):
         K.triton_cross_entropy(x, y.float())
     monkeypatch.setattr(checks, "_DEBUG", True)             # labels read only in debug mode (PITFALLS 25)
@@ -147,15 +151,16 @@ def test_fake_implementations_give_shapes_and_dtypes() -> None:
     with FakeTensorMode():
         x = torch.empty(6, 11, dtype=torch.bfloat16)
         t = torch.empty(6, dtype=torch.long)
-        out, grad = torch.ops.losskit.triton_cross_entropy(x, t, -100, 0.1, "none", "zero", True, 0)
+        out, grad = torch.ops.losskit.triton_cross_entropy(x, t, None, -100, 0.1, "none", "zero", True, 0)
         assert out.shape == (6,) and out.dtype == torch.float32 and grad.shape == (6, 11)
-        out, grad = torch.ops.losskit.triton_cross_entropy(x.double(), t, -100, 0.0, "mean", "zero", False, 0)
+        out, grad = torch.ops.losskit.triton_cross_entropy(x.double(), t, torch.empty(11), -100, 0.0, "mean",
+                                                           "zero", False, 0)
         assert out.shape == () and out.dtype == F64 and grad.numel() == 0
         loss = torch.ops.losskit.triton_sigmoid_focal(x, x, 0.25, 2.0, "none", "zero")
         assert loss.shape == x.shape and loss.dtype == torch.float32
         h, w, b = torch.empty(6, 4), torch.empty(11, 4), torch.empty(11)
-        out, dx, dw, db = torch.ops.losskit.triton_linear_cross_entropy(h, w, b, t, -100, 0.0, "sum", "zero",
-                                                                         2, True, 0)
+        out, dx, dw, db = torch.ops.losskit.triton_linear_cross_entropy(h, w, b, t, -100, 0.0, 0.0, "sum",
+                                                                         "zero", 2, True, 0)
         assert out.shape == () and dx.shape == h.shape and dw.shape == w.shape and db.shape == b.shape
 
 
@@ -182,6 +187,25 @@ def test_cross_entropy_equals_composed_float64(reduction: str, eps: float, block
                            reduction=reduction, block_size=block)
     want = _value_and_grads(LF.cross_entropy, [xc, y], label_smoothing=eps, reduction=reduction)
     _close(got, want, **TOL)
+
+
+@kernels
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_cross_entropy_class_weights(reduction: str, eps: float) -> None:  # PITFALLS 7, 8
+    x, y = _ce_data(9, n=7, v=20)
+    x[3, 5] = float("-inf")
+    w = torch.rand(20, generator=_gen(10), dtype=F64) + 0.1
+    got = _value_and_grads(K.triton_cross_entropy, [_leaf(x), y.to(DEVICE)], weight=w.to(DEVICE),
+                           label_smoothing=eps, reduction=reduction, block_size=8)
+    want = _value_and_grads(LF.cross_entropy, [x.clone().requires_grad_(True), y], weight=w,
+                            label_smoothing=eps, reduction=reduction)
+    _close(got, want, **TOL)
+    if reduction == "mean":                 # ÷ Σ w[y] over kept rows, as the loops do
+        loops = _value_and_grads(ref.cross_entropy, [x[:4].clone().requires_grad_(True), y[:4]], weight=w,
+                                 label_smoothing=eps, reduction=reduction)
+        _close(_value_and_grads(K.triton_cross_entropy, [_leaf(x[:4]), y[:4].to(DEVICE)], weight=w.to(DEVICE),
+                                label_smoothing=eps, reduction=reduction), loops, **TOL)
 
 
 @kernels
@@ -262,7 +286,7 @@ def test_cross_entropy_saves_one_logits_sized_tensor_and_keeps_shape() -> None: 
     want = _value_and_grads(LF.cross_entropy, [wide_c[:, 5:45], y], reduction="none")
     _close(got, want, **TOL)
     with torch.no_grad():                  # no gradient needed: no gradient buffer either
-        assert torch.ops.losskit.triton_cross_entropy(x.reshape(12, 40), yy.reshape(-1), -100, 0.0,
+        assert torch.ops.losskit.triton_cross_entropy(x.reshape(12, 40), yy.reshape(-1), None, -100, 0.0,
                                                       "none", "zero", False, 0)[1].numel() == 0
 
 
@@ -413,16 +437,18 @@ def _lce_data(seed: int, n: int = 9, d: int = 5, v: int = 23) -> tuple[Tensor, T
 
 @kernels
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize(("eps", "bias", "chunk"), [(0.0, True, 4), (0.2, True, 1), (0.1, False, None)])
-def test_linear_ce_equals_composed_float64(reduction: str, eps: float, bias: bool, chunk: int | None) -> None:
+@pytest.mark.parametrize(("eps", "z_loss", "bias", "chunk"),
+                         [(0.0, 0.0, True, 4), (0.2, 1e-2, True, 1), (0.1, 0.0, False, None)])
+def test_linear_ce_equals_composed_float64(reduction: str, eps: float, z_loss: float, bias: bool,
+                                           chunk: int | None) -> None:
     h, w, b, y = _lce_data(21)
 
     def run(fn: Callable[..., Tensor], block: dict[str, object]) -> tuple[Tensor, tuple[Tensor, ...]]:
         dev = DEVICE if fn is K.triton_linear_cross_entropy else "cpu"
         leaves = [h.detach().to(dev).requires_grad_(True), w.detach().to(dev).requires_grad_(True)]
         bb = b.detach().to(dev).requires_grad_(True) if bias else None
-        out = fn(*leaves, y.to(dev), bias=bb, label_smoothing=eps, reduction=reduction, chunk_size=chunk,
-                 **block)
+        out = fn(*leaves, y.to(dev), bias=bb, label_smoothing=eps, z_loss=z_loss, reduction=reduction,
+                 chunk_size=chunk, **block)
         wrt = leaves + ([bb] if bb is not None else [])
         return out.detach(), torch.autograd.grad(out, wrt, _upstream(out, 3))
 
@@ -500,6 +526,54 @@ def test_linear_ce_gradcheck_float64() -> None:
             (_leaf(h), _leaf(w), _leaf(b)))
 
 
+@kernels
+def test_linear_ce_shift_and_micro_batches_with_normalizer() -> None:  # PITFALLS 1, 29
+    g = _gen(27)
+    h = torch.randn(2, 6, 4, generator=g, dtype=F64)
+    w = torch.randn(11, 4, generator=g, dtype=F64)
+    y = torch.randint(0, 11, (2, 6), generator=g)
+    y[1, 4:] = -100
+    full = LF.linear_cross_entropy(h, w, y, shift=True)
+    count = LF.count_valid_targets(y, shift=True)
+    parts = [K.triton_linear_cross_entropy(_leaf(h[i:i + 1]), _leaf(w), y[i:i + 1].to(DEVICE), shift=True,
+                                           reduction="sum", normalizer=count.to(DEVICE)) for i in range(2)]
+    torch.testing.assert_close((parts[0] + parts[1]).cpu(), full, **TOL)
+    none = K.triton_linear_cross_entropy(_leaf(h), _leaf(w), y.to(DEVICE), shift=True, reduction="none")
+    assert none.shape == (2, 5)
+    with pytest.raises(LossInputError, match="normalizer"):
+        K.triton_linear_cross_entropy(_leaf(h), _leaf(w), y.to(DEVICE), normalizer=3.0)
+
+
+@kernels
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_sample_weight_mask_normalizer_go_through_reduce(reduction: str) -> None:  # PITFALLS 27
+    x, y = _ce_data(41, n=8, v=10)
+    cw = torch.rand(10, generator=_gen(42), dtype=F64) + 0.2
+    sw = torch.rand(8, generator=_gen(43), dtype=F64)
+    keep = torch.rand(8, generator=_gen(44)) > 0.3
+    xf, tf = _focal_data(45, (8, 3))
+    swf = torch.rand(8, 3, generator=_gen(46), dtype=F64)
+    extra = {"normalizer": 3.5} if reduction == "sum" else {}
+    ce_kw = {"weight": cw, "label_smoothing": 0.1, "reduction": reduction, **extra}
+    dev = {"weight": cw.to(DEVICE), "sample_weight": sw.to(DEVICE), "mask": keep.to(DEVICE)}
+    got = _value_and_grads(K.triton_cross_entropy, [_leaf(x), y.to(DEVICE)], **{**ce_kw, **dev})
+    want = _value_and_grads(LF.cross_entropy, [x.clone().requires_grad_(True), y], sample_weight=sw,
+                            mask=keep, **ce_kw)
+    _close(got, want, **TOL)
+    got = _value_and_grads(K.triton_sigmoid_focal_loss, [_leaf(xf), _leaf(tf)], reduction=reduction,
+                           sample_weight=swf.to(DEVICE), mask=keep.to(DEVICE), **extra)
+    want = _value_and_grads(LF.sigmoid_focal_loss, [xf.clone().requires_grad_(True),
+                                                    tf.clone().requires_grad_(True)],
+                            reduction=reduction, sample_weight=swf, mask=keep, **extra)
+    _close(got, want, **TOL)
+    if extra:                              # normalizer alone: the kernel's own sum, divided
+        got = _value_and_grads(K.triton_sigmoid_focal_loss, [_leaf(xf), _leaf(tf)], reduction="sum", **extra)
+        want = _value_and_grads(LF.sigmoid_focal_loss, [xf.clone().requires_grad_(True),
+                                                        tf.clone().requires_grad_(True)], reduction="sum",
+                                **extra)
+        _close(got, want, **TOL)
+
+
 # --------------------------------------------------------------------------- all three
 
 
@@ -551,10 +625,11 @@ def test_opcheck_registrations() -> None:
     h, w, b, yl = _lce_data(36, n=3, d=2, v=5)
     ops = torch.ops.losskit
     checks = [
-        (ops.triton_cross_entropy.default, (_leaf(x), y.to(DEVICE), -100, 0.1, "mean", "zero", True, 4)),
+        (ops.triton_cross_entropy.default, (_leaf(x), y.to(DEVICE), torch.rand(5, dtype=F64, device=DEVICE),
+                                            -100, 0.1, "mean", "zero", True, 4)),
         (ops.triton_sigmoid_focal.default, (_leaf(xf), _leaf(tf), 0.25, 2.0, "none", "zero")),
         (ops.triton_linear_cross_entropy.default,
-         (_leaf(h), _leaf(w), _leaf(b), yl.to(DEVICE), -100, 0.0, "none", "zero", 2, False, 0)),
+         (_leaf(h), _leaf(w), _leaf(b), yl.to(DEVICE), -100, 0.1, 1e-2, "none", "zero", 2, False, 0)),
     ]
     for op, args in checks:
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor",

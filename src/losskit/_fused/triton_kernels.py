@@ -45,10 +45,11 @@ from losskit._core.checks import (
     check_probabilities,
     check_same_shape,
     check_tensor,
+    class_vector,
     is_debug,
     shape_str,
 )
-from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS
+from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, reduce
 
 try:  # Triton is optional: never a dependency of the package
     import triton
@@ -126,15 +127,17 @@ def _num_warps(block: int) -> int:
 if triton is not None:
 
     @triton.jit
-    def _ce_kernel(x_ptr, x_stride, t_ptr, loss_ptr, g_ptr, g_stride, scale_ptr, scale_stride,
-                   n_cols, ignore_index, eps_ptr,
-                   HAS_GRAD: tl.constexpr, SMOOTH: tl.constexpr, CDT: tl.constexpr,
-                   BLOCK: tl.constexpr):
+    def _ce_kernel(x_ptr, x_stride, t_ptr, w_ptr, loss_ptr, g_ptr, g_stride, scale_ptr, scale_stride,
+                   n_cols, ignore_index, hp_ptr,
+                   HAS_GRAD: tl.constexpr, SMOOTH: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+                   Z_LOSS: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
         """One row of cross-entropy: loss_ptr[row], and (HAS_GRAD) scale[row] · ∂loss/∂x into
-        g_ptr's row (which may be x's own row: each block is read before it is written)."""
+        g_ptr's row (which may be x's own row: each block is read before it is written). With
+        class weights w: (1-ε) w_y (lse - x_y) + (ε/V) Σ_{c finite} w_c (lse - x_c), plus
+        λ·lse² (Z_LOSS, PaLM's z-loss)."""
         row = tl.program_id(0).to(tl.int64)
-        # ε comes as a tensor of the compute dtype: a float argument would be rounded to float32
-        eps = tl.load(eps_ptr).to(CDT)
+        # ε and λ come as a tensor of the compute dtype: float arguments would be rounded to float32
+        eps = tl.load(hp_ptr).to(CDT)
         x_row = x_ptr + row * x_stride
         g_row = g_ptr + row * g_stride
         y = tl.load(t_ptr + row)
@@ -149,8 +152,8 @@ if triton is not None:
         neg_inf = float("-inf")
         m = tl.full((), neg_inf, CDT)          # running max
         d = tl.zeros((), CDT)                  # running Σ exp(x - m)
-        s = tl.zeros((), CDT)                  # Σ of the finite logits (label smoothing)
-        nf = tl.zeros((), CDT)                 # number of finite logits
+        s = tl.zeros((), CDT)                  # Σ w_c x_c over the finite logits (smoothing)
+        nf = tl.zeros((), CDT)                 # Σ w_c over the finite logits
         for off in range(0, n_cols, BLOCK):
             cols = off + tl.arange(0, BLOCK)
             x = tl.load(x_row + cols, mask=cols < n_cols, other=neg_inf).to(CDT)
@@ -161,17 +164,29 @@ if triton is not None:
             m = m_new
             if SMOOTH:
                 fin = x > neg_inf
-                s += tl.sum(tl.where(fin, x, 0.0).to(CDT), 0)
-                nf += tl.sum(fin.to(CDT), 0)
+                if HAS_WEIGHT:
+                    wc = tl.load(w_ptr + cols, mask=cols < n_cols, other=0.0).to(CDT)
+                    s += tl.sum(wc * tl.where(fin, x, 0.0).to(CDT), 0)
+                    nf += tl.sum(tl.where(fin, wc, 0.0).to(CDT), 0)
+                else:
+                    s += tl.sum(tl.where(fin, x, 0.0).to(CDT), 0)
+                    nf += tl.sum(fin.to(CDT), 0)
         lse = tl.where(m == neg_inf, 0.0, m).to(CDT) + tl.log(d)
         x_y = tl.load(x_row + y).to(CDT)
-        if SMOOTH:
-            # (1-ε)(lse - x_y) + (ε/V) Σ_{c finite} (lse - x_c)
-            loss = (1.0 - eps) * (lse - x_y) + (eps / n_cols) * (nf * lse - s)
-            coef = (1.0 - eps) + eps * nf / n_cols
+        if HAS_WEIGHT:
+            w_y = tl.load(w_ptr + y).to(CDT)
         else:
-            loss = lse - x_y
-            coef = tl.full((), 1.0, CDT)
+            w_y = tl.full((), 1.0, CDT)
+        if SMOOTH:
+            loss = (1.0 - eps) * w_y * (lse - x_y) + (eps / n_cols) * (nf * lse - s)
+            coef = (1.0 - eps) * w_y + eps * nf / n_cols
+        else:
+            loss = w_y * (lse - x_y)
+            coef = w_y
+        if Z_LOSS:
+            lam = tl.load(hp_ptr + 1).to(CDT)
+            loss += lam * lse * lse
+            coef += 2.0 * lam * lse
         tl.store(loss_ptr + row, loss.to(loss_ptr.dtype.element_ty))
         if HAS_GRAD:
             scale = tl.load(scale_ptr + row * scale_stride).to(CDT)
@@ -181,8 +196,12 @@ if triton is not None:
                 x = tl.load(x_row + cols, mask=msk, other=neg_inf).to(CDT)
                 grad = coef * tl.exp(x - lse)
                 if SMOOTH:
-                    grad -= tl.where(x > neg_inf, eps / n_cols, 0.0).to(CDT)
-                grad = tl.where(cols == y, grad - (1.0 - eps), grad)
+                    if HAS_WEIGHT:
+                        wc = tl.load(w_ptr + cols, mask=msk, other=0.0).to(CDT)
+                        grad -= tl.where(x > neg_inf, wc * (eps / n_cols), 0.0).to(CDT)
+                    else:
+                        grad -= tl.where(x > neg_inf, eps / n_cols, 0.0).to(CDT)
+                grad = tl.where(cols == y, grad - (1.0 - eps) * w_y, grad)
                 tl.store(g_row + cols, (grad * scale).to(g_ptr.dtype.element_ty), mask=msk)
 
     @triton.jit
@@ -261,7 +280,8 @@ if triton is not None:
 
 
 def _launch_ce(z: Tensor, t: Tensor, loss: Tensor, grad: Tensor | None, scale: Tensor | None,
-               ignore_index: int, eps: float, block_size: int | None) -> None:
+               ignore_index: int, eps: float, block_size: int | None, weight: Tensor | None = None,
+               z_loss: float = 0.0) -> None:
     """Run the cross-entropy kernel over the rows of ``z`` (n, V); ``grad`` may be ``z``."""
     n, v = z.shape
     if n == 0:
@@ -271,16 +291,21 @@ def _launch_ce(z: Tensor, t: Tensor, loss: Tensor, grad: Tensor | None, scale: T
     g = grad if has_grad else z
     sc = scale if scale is not None else loss
     _ce_kernel[(n,)](
-        z, z.stride(0), t, loss, g, g.stride(0), sc, 0 if sc.numel() == 1 else 1,
-        v, ignore_index, _scalars((eps,), _acc_dtype(z.dtype), z.device),
-        HAS_GRAD=has_grad, SMOOTH=eps != 0.0, CDT=_tl_dtype(z.dtype), BLOCK=block,
+        z, z.stride(0), t, loss if weight is None else weight, loss, g, g.stride(0), sc,
+        0 if sc.numel() == 1 else 1, v, ignore_index, _scalars((eps, z_loss), _acc_dtype(z.dtype), z.device),
+        HAS_GRAD=has_grad, SMOOTH=eps != 0.0, HAS_WEIGHT=weight is not None, Z_LOSS=z_loss != 0.0,
+        CDT=_tl_dtype(z.dtype), BLOCK=block,
         num_warps=_num_warps(block),
     )
 
 
+def _safe(count: Tensor) -> Tensor:
+    return torch.where(count > 0, count, torch.ones_like(count))
+
+
 def _grad_scale(count: Tensor, reduction: str) -> Tensor:
-    # "mean" divides by the number of kept rows, read on the device (no host sync)
-    return 1.0 / count.clamp_min(1) if reduction == "mean" else torch.ones_like(count)
+    # "mean" divides by the kept rows' count (or Σ w[y]), read on the device (no host sync)
+    return 1.0 / _safe(count) if reduction == "mean" else torch.ones_like(count)
 
 
 def _mean_or_sum(per: Tensor, count: Tensor, reduction: str, empty: str) -> Tensor:
@@ -289,35 +314,56 @@ def _mean_or_sum(per: Tensor, count: Tensor, reduction: str, empty: str) -> Tens
         return total
     if empty == "nan":
         return total / count
-    return torch.where(count > 0, total / count.clamp_min(1), total.new_zeros(()))
+    return torch.where(count > 0, total / _safe(count), total.new_zeros(()))
+
+
+def _reduced(op: Any, reduction: str, sample_weight: Tensor | None, mask: Tensor | None,
+             normalizer: float | Tensor | None, empty: str,
+             denominator: Any = None) -> Tensor:
+    """``op(kernel_reduction)``, reduced as :func:`losskit._core.reduction.reduce` would: the
+    kernel reduces by itself when nothing but ``reduction`` is asked; with ``sample_weight`` or
+    ``mask`` the per-element losses go through ``reduce`` (``denominator()`` gives the weighted
+    mean's per-element denominator), and ``normalizer`` divides the kernel's sum."""
+    if sample_weight is None and mask is None:
+        out = op(reduction)
+        return out if normalizer is None else reduce(out, reduction, normalizer=normalizer)
+    per = op("none")
+    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                  empty=empty, denominator=None if denominator is None else denominator())
 
 
 # --------------------------------------------------------------------------- cross-entropy op
 
 
 @torch.library.custom_op("losskit::triton_cross_entropy", mutates_args=())
-def _ce_op(input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float,
-           reduction: str, empty: str, compute_grad: bool, block_size: int) -> tuple[Tensor, Tensor]:
+def _ce_op(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+           label_smoothing: float, reduction: str, empty: str, compute_grad: bool,
+           block_size: int) -> tuple[Tensor, Tensor]:
     _check_runnable(input, target)
     # rows may be strided (e.g. a slice of wider logits); only the classes must be contiguous
     x = input if input.stride(1) == 1 else input.contiguous()
     t = target.contiguous()
     acc = _acc_dtype(x.dtype)
     per = torch.empty(x.shape[0], dtype=acc, device=x.device)
-    count = (t != ignore_index).sum().to(acc)
+    keep = t != ignore_index
+    w = None if weight is None else weight.to(acc).contiguous()
+    if w is None:
+        count = keep.sum().to(acc)
+    else:  # PyTorch's weighted mean: Σ w[y] over the kept rows
+        count = torch.where(keep, w[torch.where(keep, t, 0)], w.new_zeros(())).sum()
     grad = torch.empty(x.shape, dtype=x.dtype, device=x.device) if compute_grad else x.new_empty(0)
     scale = None
     if compute_grad:
         scale = _grad_scale(count, reduction)
     _launch_ce(x, t, per, grad if compute_grad else None, scale, ignore_index, label_smoothing,
-               block_size or None)
+               block_size or None, w)
     out = per if reduction == "none" else _mean_or_sum(per, count, reduction, empty)
     return out, grad
 
 
 @_ce_op.register_fake
-def _(input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float, reduction: str,
-      empty: str, compute_grad: bool, block_size: int) -> tuple[Tensor, Tensor]:
+def _(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, label_smoothing: float,
+      reduction: str, empty: str, compute_grad: bool, block_size: int) -> tuple[Tensor, Tensor]:
     acc = _acc_dtype(input.dtype)
     out = input.new_empty((input.shape[0],) if reduction == "none" else (), dtype=acc)
     return out, input.new_empty(input.shape if compute_grad else (0,))
@@ -326,13 +372,13 @@ def _(input: Tensor, target: Tensor, ignore_index: int, label_smoothing: float, 
 def _ce_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(output[1])
-    ctx.none = inputs[4] == "none"
+    ctx.none = inputs[5] == "none"
 
 
 def _ce_backward(ctx: Any, g: Tensor, _g_grad: Tensor | None) -> tuple[Tensor | None, ...]:
     (grad,) = ctx.saved_tensors
     scale = g.unsqueeze(1) if ctx.none else g
-    return (grad * scale).to(grad.dtype), None, None, None, None, None, None, None
+    return (grad * scale).to(grad.dtype), None, None, None, None, None, None, None, None
 
 
 _ce_op.register_autograd(_ce_backward, setup_context=_ce_setup)
@@ -342,9 +388,13 @@ def triton_cross_entropy(
     input: Tensor,
     target: Tensor,
     *,
+    weight: Tensor | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    sample_weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    normalizer: float | Tensor | None = None,
     empty: str = "zero",
     block_size: int | None = None,
 ) -> Tensor:
@@ -352,22 +402,27 @@ def triton_cross_entropy(
     :func:`losskit.functional.cross_entropy` (and ``F.cross_entropy``) for these options.
 
     .. math::
-        \ell_i = (1-\varepsilon)(\mathrm{lse}(x_i) - x_{i,y_i})
-                 + \tfrac{\varepsilon}{V}\textstyle\sum_{c:\,x_{ic} > -\infty}(\mathrm{lse}(x_i) - x_{ic})
+        \ell_i = (1-\varepsilon)\,w_{y_i}(\mathrm{lse}(x_i) - x_{i,y_i})
+                 + \tfrac{\varepsilon}{V}\textstyle\sum_{c:\,x_{ic} > -\infty}w_c(\mathrm{lse}(x_i) - x_{ic})
 
     The log-sum-exp is computed online over the row in blocks of ``block_size``; when ``input``
     requires a gradient the same launch writes it into one logits-sized buffer (the only tensor
-    saved for backward). ``"mean"`` divides by the number of targets that are not
-    ``ignore_index``; with none left it is 0 with a zero gradient (``empty="zero"``) or NaN.
-    Class weights, ``sample_weight``, ``mask`` and ``normalizer`` are not taken here: compute
-    ``reduction="none"`` and reduce with :func:`losskit._core.reduction.reduce`.
+    saved for backward). ``"mean"`` divides by Σ w[y] over the targets that are not
+    ``ignore_index`` (their number without ``weight``), as PyTorch; with none left it is 0 with
+    a zero gradient (``empty="zero"``) or NaN. With ``sample_weight`` or ``mask`` the kernel's
+    per-row losses go through :func:`losskit._core.reduction.reduce` (``"mean"`` is then
+    Σ m·s·ℓ / Σ m·s·w[y], as :func:`losskit.functional.cross_entropy`).
 
     Args:
         input: logits ``(..., V)`` (classes last), CUDA.
         target: class indices ``(...)``.
+        weight: class weights ``(V,)`` (a constant: no gradient flows to it).
         ignore_index: target value that contributes nothing and is not counted.
         label_smoothing: ε in [0, 1].
         reduction: ``"none"`` (per row, the target's shape) | ``"mean"`` | ``"sum"``.
+        sample_weight: per-row weights (the target's shape, or ``(N,)``).
+        mask: bool, the target's shape (or ``(N,)``): rows to keep.
+        normalizer: divides the ``"sum"`` (e.g. a global token count).
         empty: ``"zero"`` or ``"nan"``: the ``"mean"`` of nothing.
         block_size: columns loaded per step (a power of two; default ``min(32768, V)``).
 
@@ -386,12 +441,32 @@ def triton_cross_entropy(
             "input.movedim(1, -1) for (N, C, ...) logits, or check that input and target belong together."
         )
     check_class_index(target, input.shape[-1], ignore_index=ignore_index)
+    if weight is not None:
+        # validated as a (V,) vector of the compute dtype: a half copy would round the weights
+        acc_like = torch.empty(0, dtype=_acc_dtype(input.dtype), device=input.device)
+        weight = class_vector("weight", weight, input.shape[-1], acc_like)
+        if weight.requires_grad and torch.is_grad_enabled():
+            raise LossInputError(
+                "weight requires a gradient, which the kernel does not compute. Fix: pass "
+                "weight.detach(), or use losskit.functional.cross_entropy."
+            )
     _check_runnable(input, target)
     x = input.reshape(-1, input.shape[-1])
     compute_grad = torch.is_grad_enabled() and input.requires_grad
-    out, _ = _ce_op(x, target.reshape(-1), ignore_index, float(label_smoothing), reduction, empty,
-                    compute_grad, block_size or 0)
-    return out.reshape(target.shape) if reduction == "none" else out
+    t = target.reshape(-1)
+
+    def op(red: str) -> Tensor:
+        out, _ = _ce_op(x, t, weight, ignore_index, float(label_smoothing), red, empty, compute_grad,
+                        block_size or 0)
+        return out.reshape(target.shape) if red == "none" else out
+
+    def denominator() -> Tensor:
+        keep = target != ignore_index
+        if weight is None:
+            return keep.to(_acc_dtype(input.dtype))
+        return torch.where(keep, weight[torch.where(keep, target, 0)], weight.new_zeros(()))
+
+    return _reduced(op, reduction, sample_weight, mask, normalizer, empty, denominator)
 
 
 # --------------------------------------------------------------------------- sigmoid focal op
@@ -488,6 +563,9 @@ def triton_sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    sample_weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    normalizer: float | Tensor | None = None,
     empty: str = "zero",
 ) -> Tensor:
     r"""Sigmoid focal loss by Triton kernels; the numbers of
@@ -509,6 +587,10 @@ def triton_sigmoid_focal_loss(
         alpha: weight of the positives in [0, 1], or ``None``/negative (no weighting).
         gamma: focusing exponent γ ≥ 0.
         reduction: ``"none"`` | ``"mean"`` (over all elements) | ``"sum"``.
+        sample_weight: per-element weights (the input's shape, or ``(N,)``), through
+            :func:`losskit._core.reduction.reduce`.
+        mask: bool, the input's shape (or ``(N,)``): elements to keep.
+        normalizer: divides the ``"sum"`` (e.g. the number of positives in detection).
         empty: ``"zero"`` or ``"nan"``: the ``"mean"`` of no elements.
 
     Shape:
@@ -527,15 +609,16 @@ def triton_sigmoid_focal_loss(
     if not target.is_floating_point():
         target = target.to(input.dtype)
     _check_runnable(input, target)
-    return _focal_op(input, target, -1.0 if alpha is None else float(alpha), float(gamma), reduction,
-                     empty)
+    a = -1.0 if alpha is None else float(alpha)
+    return _reduced(lambda red: _focal_op(input, target, a, float(gamma), red, empty), reduction,
+                    sample_weight, mask, normalizer, empty)
 
 
 # --------------------------------------------------------------------------- linear cross-entropy op
 
 
 def _flce_chunks(x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, scale: Tensor,
-                 per: Tensor | None, ignore_index: int, eps: float, chunk: int,
+                 per: Tensor | None, ignore_index: int, eps: float, z_loss: float, chunk: int,
                  block_size: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Loop over row chunks: logits by matmul, the CE kernel (gradient over the logits), then the
     chunk's parts of dX, dW, db. ``scale`` is 0-d (mean/sum) or per row (the incoming gradient)."""
@@ -550,7 +633,7 @@ def _flce_chunks(x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, scale: Tenso
         z = xc @ w.T if b is None else torch.addmm(b, xc, w.T)
         loss = per[s:e] if per is not None else scratch[: e - s]
         sc = scale if scale.numel() == 1 else scale[s:e].contiguous()
-        _launch_ce(z, t[s:e], loss, z, sc, ignore_index, eps, block_size)  # z now holds dL/dz
+        _launch_ce(z, t[s:e], loss, z, sc, ignore_index, eps, block_size, z_loss=z_loss)  # z: dL/dz
         dx[s:e] = z @ w
         # one chunk's product in the input dtype, summed over chunks in float32 or wider
         dw += (z.T @ xc).to(acc)
@@ -561,8 +644,8 @@ def _flce_chunks(x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, scale: Tenso
 
 @torch.library.custom_op("losskit::triton_linear_cross_entropy", mutates_args=())
 def _flce_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int,
-             label_smoothing: float, reduction: str, empty: str, chunk_size: int, fused: bool,
-             block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+             label_smoothing: float, z_loss: float, reduction: str, empty: str, chunk_size: int,
+             fused: bool, block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     tensors = (hidden, weight, target) if bias is None else (hidden, weight, bias, target)
     _check_runnable(*tensors)
     x, w, t = hidden.contiguous(), weight.contiguous(), target.contiguous()
@@ -572,8 +655,8 @@ def _flce_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor
     count = (t != ignore_index).sum().to(acc)
     if fused:
         scale = _grad_scale(count, reduction)
-        dx, dw, db = _flce_chunks(x, w, b, t, scale, per, ignore_index, label_smoothing, chunk_size,
-                                  block_size or None)
+        dx, dw, db = _flce_chunks(x, w, b, t, scale, per, ignore_index, label_smoothing, z_loss,
+                                  chunk_size, block_size or None)
         dw = dw.to(weight.dtype)
         db = x.new_empty(0) if db is None else db.to(bias.dtype)  # type: ignore[union-attr]
     else:  # three distinct placeholders: custom-op outputs may not alias one another
@@ -581,14 +664,15 @@ def _flce_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor
         for s in range(0, x.shape[0], chunk_size):
             e = min(s + chunk_size, x.shape[0])
             z = x[s:e] @ w.T if b is None else torch.addmm(b, x[s:e], w.T)
-            _launch_ce(z, t[s:e], per[s:e], None, None, ignore_index, label_smoothing, block_size or None)
+            _launch_ce(z, t[s:e], per[s:e], None, None, ignore_index, label_smoothing, block_size or None,
+                       z_loss=z_loss)
     out = per if reduction == "none" else _mean_or_sum(per, count, reduction, empty)
     return out, dx, dw, db
 
 
 @_flce_op.register_fake
 def _(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int,
-      label_smoothing: float, reduction: str, empty: str, chunk_size: int, fused: bool,
+      label_smoothing: float, z_loss: float, reduction: str, empty: str, chunk_size: int, fused: bool,
       block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     acc = _acc_dtype(hidden.dtype)
     out = hidden.new_empty((hidden.shape[0],) if reduction == "none" else (), dtype=acc)
@@ -600,29 +684,29 @@ def _(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignor
 
 @torch.library.custom_op("losskit::triton_linear_cross_entropy_backward", mutates_args=())
 def _flce_bwd_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, grad: Tensor,
-                 ignore_index: int, label_smoothing: float, chunk_size: int,
+                 ignore_index: int, label_smoothing: float, z_loss: float, chunk_size: int,
                  block_size: int) -> tuple[Tensor, Tensor, Tensor]:
     tensors = (hidden, weight, target, grad) if bias is None else (hidden, weight, bias, target, grad)
     _check_runnable(*tensors)
     x, w, t = hidden.contiguous(), weight.contiguous(), target.contiguous()
     b = None if bias is None else bias.to(x.dtype).contiguous()
     dx, dw, db = _flce_chunks(x, w, b, t, grad.to(_acc_dtype(x.dtype)), None, ignore_index,
-                              label_smoothing, chunk_size, block_size or None)
+                              label_smoothing, z_loss, chunk_size, block_size or None)
     return dx, dw.to(weight.dtype), x.new_empty(0) if db is None else db.to(bias.dtype)  # type: ignore[union-attr]
 
 
 @_flce_bwd_op.register_fake
 def _(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, grad: Tensor,
-      ignore_index: int, label_smoothing: float, chunk_size: int,
+      ignore_index: int, label_smoothing: float, z_loss: float, chunk_size: int,
       block_size: int) -> tuple[Tensor, Tensor, Tensor]:
     db = hidden.new_empty(0) if bias is None else torch.empty_like(bias)
     return torch.empty_like(hidden), torch.empty_like(weight), db
 
 
 def _flce_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    hidden, weight, bias, target, ignore_index, eps, _, _, chunk, fused, block = inputs
+    hidden, weight, bias, target, ignore_index, eps, z_loss, _, _, chunk, fused, block = inputs
     ctx.mark_non_differentiable(*output[1:])
-    ctx.hp = (fused, bias is not None, ignore_index, eps, chunk, block)
+    ctx.hp = (fused, bias is not None, ignore_index, eps, z_loss, chunk, block)
     if fused:
         ctx.save_for_backward(*output[1:])
     else:
@@ -630,16 +714,16 @@ def _flce_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -
 
 
 def _flce_backward(ctx: Any, g: Tensor, *_: Tensor | None) -> tuple[Tensor | None, ...]:
-    fused, has_bias, ignore_index, eps, chunk, block = ctx.hp
+    fused, has_bias, ignore_index, eps, z_loss, chunk, block = ctx.hp
     if fused:
         dx, dw, db = ctx.saved_tensors
         dx, dw = (dx * g).to(dx.dtype), (dw * g).to(dw.dtype)
         db_out = (db * g).to(db.dtype) if has_bias else None
     else:
         hidden, weight, bias, target = ctx.saved_tensors
-        dx, dw, db = _flce_bwd_op(hidden, weight, bias, target, g, ignore_index, eps, chunk, block)
+        dx, dw, db = _flce_bwd_op(hidden, weight, bias, target, g, ignore_index, eps, z_loss, chunk, block)
         db_out = db if has_bias else None
-    return dx, dw, db_out, None, None, None, None, None, None, None, None
+    return dx, dw, db_out, None, None, None, None, None, None, None, None, None
 
 
 _flce_op.register_autograd(_flce_backward, setup_context=_flce_setup)
@@ -654,8 +738,11 @@ def triton_linear_cross_entropy(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
-    empty: str = "zero",
+    normalizer: float | Tensor | None = None,
+    z_loss: float = 0.0,
+    shift: bool = False,
     chunk_size: int | None = None,
+    empty: str = "zero",
     block_size: int | None = None,
 ) -> Tensor:
     r"""Cross-entropy of the linear head :math:`z = hW^\top + b` without materialising the N×V
@@ -677,8 +764,11 @@ def triton_linear_cross_entropy(
         ignore_index: target value that contributes nothing and is not counted.
         label_smoothing: ε in [0, 1].
         reduction: ``"none"`` (per token) | ``"mean"`` (over kept tokens) | ``"sum"``.
-        empty: ``"zero"`` or ``"nan"``: the ``"mean"`` of nothing.
+        normalizer: divides the ``"sum"`` (e.g. ``count_valid_targets`` over all micro-batches).
+        z_loss: λ ≥ 0 of PaLM's log-partition penalty λ·lse² (0 disables it).
+        shift: causal-LM labels: position t predicts ``target[..., t+1]``.
         chunk_size: rows per chunk (default 2²² / V, at least 1).
+        empty: ``"zero"`` or ``"nan"``: the ``"mean"`` of nothing.
         block_size: columns per step of the kernel (default ``min(32768, V)``).
 
     Shape:
@@ -690,6 +780,7 @@ def triton_linear_cross_entropy(
     check_floating("weight", weight)
     check_tensor("target", target)
     check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    check_number("z_loss", z_loss, low=0.0)
     if weight.ndim != 2 or hidden.ndim < 1 or hidden.shape[-1] != weight.shape[1]:
         raise LossInputError(
             f"hidden has shape {shape_str(hidden)} and weight {shape_str(weight)}; expected hidden "
@@ -711,6 +802,11 @@ def triton_linear_cross_entropy(
         raise LossInputError(f"chunk_size must be a positive int, got {chunk_size!r}.")
     check_class_index(target, vocab, ignore_index=ignore_index)
     _check_runnable(hidden, weight, target)
+    if shift:
+        if target.ndim < 1:
+            raise LossInputError("shift=True needs a sequence dimension: target (..., T), "
+                                 "hidden (..., T, D).")
+        hidden, target = hidden[..., :-1, :], target[..., 1:]
     x = hidden.reshape(-1, hidden.shape[-1])
     chunk = chunk_size if chunk_size is not None else max(1, CHUNK_ELEMENTS // max(vocab, 1))
     needs_grad = torch.is_grad_enabled() and (
@@ -718,5 +814,6 @@ def triton_linear_cross_entropy(
     )
     fused = reduction != "none" and needs_grad
     out, *_ = _flce_op(x, weight, bias, target.reshape(-1), ignore_index, float(label_smoothing),
-                       reduction, empty, chunk, fused, block_size or 0)
-    return out.reshape(target.shape) if reduction == "none" else out
+                       float(z_loss), reduction, empty, chunk, fused, block_size or 0)
+    out = out.reshape(target.shape) if reduction == "none" else out
+    return out if normalizer is None else reduce(out, reduction, normalizer=normalizer)
