@@ -725,7 +725,8 @@ def gradient_penalty(
         center: c, the target norm (1; 0 gives the zero-centred penalty).
         eps: optional interpolation weights ``(N,)`` in [0, 1], for reproducibility; by default
             drawn uniformly per sample (from ``generator`` if given).
-        generator: ``torch.Generator`` for the random ε.
+        generator: ``torch.Generator`` for the random ε (eager only: under
+            ``torch.compile(fullgraph=True)`` a generator cannot be traced; pass ``eps``).
         reduction: ``"none"`` (per sample) | ``"mean"`` | ``"sum"``.
 
     Shape:
