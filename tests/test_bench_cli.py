@@ -43,9 +43,10 @@ def _no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_parser_takes_every_option() -> None:
     args = build_parser().parse_args(
         ["bench", "segmentation", "ntxent", "--device", "cpu", "--json", "--repeats", "3", "--quick",
-         "--no-peak"])
+         "--no-peak", "--threads", "1"])
     assert args.names == ["segmentation", "ntxent"]
-    assert (args.device, args.json, args.repeats, args.quick, args.no_peak) == ("cpu", True, 3, True, True)
+    assert (args.device, args.json, args.repeats, args.quick, args.no_peak, args.threads) == (
+        "cpu", True, 3, True, True, 1)
     assert args.run.__module__ == "losskit.commands.bench"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--device", "tpu"])
@@ -85,6 +86,8 @@ def test_unknown_names_give_did_you_mean(capsys: pytest.CaptureFixture[str]) -> 
     assert "Did you mean 'segmentation'?" in capsys.readouterr().err
     assert main(["bench", "ctc"]) == 2  # registered, but no preset
     assert "no benchmark preset" in capsys.readouterr().err
+    assert main(["bench", "--repeats", "0", "mse"]) == 2
+    assert "--repeats must be at least 1" in capsys.readouterr().err
 
 
 def test_list_prints_the_selected_presets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -80,7 +80,9 @@ def cpu_peaks(cases: Sequence[Case], quick: bool) -> dict[str, dict[str, tuple[f
         return {}
     cmd = [sys.executable, "-m", "losskit.bench.peak", *(["--quick"] if quick else []),
            *(c.id for c in cases)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=peak_env())
+    env = peak_env()
+    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # the same threads as the timings
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["?"])[-1]
         return {c.id: {"__error__": (None, f"peak not measured: {tail[:120]}")} for c in cases}

@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny shapes and 2 repeats (a smoke test)")
     p.add_argument("--no-peak", action="store_true",
                    help="skip the peak-memory measurement (on CPU it runs in a second process)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="intra-op threads (torch.set_num_threads), here and in the peak process; "
+                        "1 is steadier on a shared machine")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     return p
 
@@ -53,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.repeats is not None and args.repeats < 1:
         raise LossInputError(f"--repeats must be at least 1, got {args.repeats}.")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise LossInputError(f"--threads must be at least 1, got {args.threads}.")
+        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def progress(msg: str) -> None:
