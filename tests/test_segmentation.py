@@ -527,3 +527,18 @@ def test_fused_path_half_extreme_double_backward_and_compile(monkeypatch: pytest
     xe = x.clone().requires_grad_(True)
     LF.dice_loss(xe, y, **kw).backward()
     torch.testing.assert_close(xc.grad, xe.grad, **TOL)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4), (2, 3, 0)])
+def test_empty_batch_or_image_is_zero_with_zero_gradient(shape: tuple[int, ...]) -> None:
+    """No images (N = 0) or no pixels: "mean" over nothing is 0 (empty="zero"), or NaN on request;
+    the fused path and the composed one agree (PITFALLS 6)."""
+    y = torch.zeros(shape[:1] + shape[2:], dtype=torch.long)
+    for target in (y, F.one_hot(y, 3).movedim(-1, 1).double()):
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        out = LF.dice_loss(x, target, mode="multiclass")
+        out.backward()
+        assert out.item() == 0.0 and torch.count_nonzero(x.grad) == 0
+    x = torch.randn(shape, dtype=torch.float64)
+    nan = LF.dice_loss(x, y, mode="multiclass", empty="nan")
+    assert torch.isnan(nan) if shape[0] == 0 else nan.item() == 0.0  # (2, 3, 0): 6 losses of 0

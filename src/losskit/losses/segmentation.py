@@ -46,6 +46,7 @@ mode); ``"mean"`` is the mean over those entries (MONAI's ``"mean"``), and ``sam
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -133,6 +134,7 @@ def region_statistics(
             "Fix: give (N, *) in binary mode or (N, C, *) otherwise."
         )
     n = input.shape[0]
+    v = math.prod(input.shape[2:])  # pixels per image (not -1: N may be 0)
     if mode == "multiclass":
         c = input.shape[1]
         if c < 2:
@@ -143,7 +145,7 @@ def region_statistics(
             )
         if not from_logits:
             check_probabilities(input)
-        x = input.reshape(n, c, -1)
+        x = input.reshape(n, c, v)
         if target.is_floating_point():
             if target.shape != input.shape:
                 raise LossInputError(
@@ -158,7 +160,7 @@ def region_statistics(
                     "targets. Fix: pass the index target, or zero those pixels with a mask yourself."
                 )
             (y,) = as_float32(target)
-            y = y.to(x.dtype).reshape(n, c, -1)
+            y = y.to(x.dtype).reshape(n, c, v)
             if _fused(squared) and not y.requires_grad:
                 inter, mass = _SoftmaxRegionSums.apply(x, y, None, 0, from_logits)
                 stats = (inter, mass, y.sum(-1))
@@ -175,13 +177,13 @@ def region_statistics(
                 )
             check_class_index(target, c, ignore_index=ignore_index)
             if _fused(squared):
-                cols, k = _index_columns(target.reshape(n, -1), c, ignore_index)
+                cols, k = _index_columns(target.reshape(n, v), c, ignore_index)
                 eye = torch.eye(c, k, dtype=x.dtype, device=x.device)  # column C: zeros
                 onehot = _pick_columns(eye.expand(n, c, k), cols)
                 inter, mass = _SoftmaxRegionSums.apply(x, onehot, cols, k, from_logits)
                 stats = (inter, mass, onehot.sum(-1))
             else:
-                stats = _index_stats(_activate(x, from_logits), target.reshape(n, -1), ignore_index,
+                stats = _index_stats(_activate(x, from_logits), target.reshape(n, v), ignore_index,
                                      squared)
     else:
         if target.shape != input.shape:
@@ -194,13 +196,14 @@ def region_statistics(
             target = target.to(input.dtype)
         (target,) = as_float32(target)
         c = 1 if mode == "binary" else input.shape[1]
+        v = math.prod(input.shape[1:]) if mode == "binary" else v
         if from_logits:
             p = torch.sigmoid(input)
         else:
             check_probabilities(input)
             p = input
-        p = p.reshape(n, c, -1)
-        y = target.to(p.dtype).reshape(n, c, -1)
+        p = p.reshape(n, c, v)
+        y = target.to(p.dtype).reshape(n, c, v)
         valid = None
         if ignore_index is not None:
             valid = y != ignore_index
