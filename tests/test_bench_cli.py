@@ -209,3 +209,15 @@ def test_quick_builds_are_small(monkeypatch: pytest.MonkeyPatch) -> None:
         assert sum(t.numel() for t in built.inputs) < 50_000, c.id
         assert set(built.grad) <= set(range(len(built.inputs)))
     assert bench_cases.peer("surely_not_a_module_xyz") is None
+
+
+def test_gpu_presets_run_at_quick_shapes_on_cpu() -> None:
+    """The GPU rows' candidates are real calls (bf16 included): run them once, tiny, on CPU."""
+    from losskit.bench.runner import run_case
+
+    for c in (c for c in CASES if c.gpu):
+        rows, built, base = run_case(c, torch.device("cpu"), quick=True, repeats=1, peaks=None)
+        assert base == next(iter(built.candidates)), c.id
+        for r in rows:
+            assert r.median_ms is not None or r.status.startswith(("not in torch", "not installed")), r
+            assert r.saved_mib is None or r.saved_mib >= 0
