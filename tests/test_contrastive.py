@@ -321,6 +321,35 @@ def test_auto_chunked_half_precision_and_extremes(monkeypatch: pytest.MonkeyPatc
         _assert_same(make("auto"), make(None), big, rtol=1e-12, atol=1e-8)
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_second_order_gradients_through_the_chunked_path_equal_dense(normalize: bool) -> None:
+    """create_graph=True through a chunked Function: Hessian-vector products, not silently
+    first-order (the dense path is the oracle, and gradgradcheck checks it in float64)."""
+    x, y = _randn(6, 3, seed=48), _randn(6, 3, seed=49)
+    t = torch.tensor(0.4, dtype=torch.float64)
+    v = [_randn(6, 3, seed=50), _randn(6, 3, seed=51), torch.tensor(0.7, dtype=torch.float64)]
+    makes = [
+        lambda c: lambda a, b, s: LF.nt_xent_loss(a, b, temperature=s, normalize=normalize,
+                                                  chunk_size=c),
+        lambda c: lambda a, b, s: LF.clip_loss(a, b, logit_scale=1 / s, normalize=normalize,
+                                               chunk_size=c),
+        lambda c: lambda a, b, s: LF.siglip_loss(a, b, logit_scale=1 / s, logit_bias=-s,
+                                                 normalize=normalize, chunk_size=c),
+        lambda c: lambda a, b, s: LF.info_nce_loss(a, b, negative_keys=a.flip(0), temperature=s,
+                                                   normalize=normalize, chunk_size=c),
+    ]
+
+    def hvp(fn):
+        leaves = _leaves(x, y, t)
+        grads = torch.autograd.grad(fn(*leaves), leaves, create_graph=True)
+        return torch.autograd.grad(sum((g * w).sum() for g, w in zip(grads, v)), leaves)
+
+    for make in makes:
+        for a, b in zip(hvp(make(2)), hvp(make(None))):
+            torch.testing.assert_close(a, b, **TOL)
+    assert torch.autograd.gradgradcheck(makes[0](None), tuple(_leaves(x[:3], y[:3], t)))
+
+
 def test_paired_negatives_accept_the_default_auto() -> None:
     q, p, n = _randn(5, 4, seed=45), _randn(5, 4, seed=46), _randn(5, 3, 4, seed=47)
     torch.testing.assert_close(

@@ -12,7 +12,9 @@ options:
   while a similarity matrix has at most :data:`AUTO_CHUNK_ABOVE` entries (``2**24``: 64 MiB of
   float32, e.g. NT-Xent up to B = 2048) and above that chunks of ``AUTO_CHUNK_BLOCK // N`` rows
   (``2**22`` entries, 16 MiB per block, for ``N`` columns). The choice depends on shapes only,
-  so it traces under ``torch.compile``.
+  so it traces under ``torch.compile``. Higher-order gradients (``create_graph=True``) through
+  the chunked path are exact: its backward then recomputes the block densely and
+  differentiably (dense memory for that backward).
 * ``gather=False | True``, ``process_group``, ``local_loss``: across processes (PITFALLS 12).
   With ``gather=True`` the embeddings of every rank are gathered with
   :func:`losskit.distributed.all_gather_with_grad`. Without ``local_loss`` every rank computes
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +78,7 @@ AUTO_CHUNK_ABOVE = 2**24
 AUTO_CHUNK_BLOCK = 2**22
 
 
-def _resolve_chunk(chunk_size: int | str | None, rows: int, cols: int) -> int | None:
+def _resolve_chunk(chunk_size: int | Literal["auto"] | None, rows: int, cols: int) -> int | None:
     """The chunk size to use for a ``rows × cols`` similarity matrix (None: dense)."""
     if chunk_size != "auto":
         return chunk_size  # type: ignore[return-value]
@@ -129,6 +131,19 @@ def _rows(
     return lse - pos, lse, count
 
 
+def _dense_grads(fn: Callable[..., Tensor], grad: Tensor,
+                 inputs: tuple[Tensor | None, ...]) -> list[Tensor | None]:
+    """Differentiable gradients of ``(fn(*inputs) * grad).sum()`` for a backward run with
+    ``create_graph=True``. Each input is differentiated through an alias (``view_as``), so that
+    only the paths inside ``fn`` count: an input computed from another one (InfoNCE's positive
+    logit from the queries) is not differentiated twice."""
+    alias = [t.view_as(t) if t is not None and t.requires_grad else t for t in inputs]
+    total = (fn(*alias) * grad).sum()
+    need = [a for a in alias if a is not None and a.requires_grad]
+    got = iter(torch.autograd.grad(total, need, create_graph=True, allow_unused=True) if need else ())
+    return [next(got) if a is not None and a.requires_grad else None for a in alias]
+
+
 class _ChunkedSoftmaxRows(torch.autograd.Function):
     """:func:`_rows` chunk by chunk; saves the inputs and O(rows) statistics, recomputes the
     logits of each chunk in backward."""
@@ -162,9 +177,16 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
         return torch.cat(losses), count
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor, _grad_count: Tensor | None) -> tuple[Tensor | None, ...]:
         q, k, scale, extra, row_label, col_label, row_id, col_id, lse, count = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: a differentiable (dense) recomputation, so that higher-order
+            # gradients are exact rather than silently missing this Function's terms.
+            def dense(q: Tensor | None, k: Tensor, scale: Tensor, extra: Tensor | None) -> Tensor:
+                return _rows(k if q is None else q, k, scale, extra, row_label, col_label, row_id,
+                             col_id)[0]
+
+            return (*_dense_grads(dense, grad, (q, k, scale, extra)), None, None, None, None, None)
         q = k if q is None else q
         chunk = ctx.chunk
         # Gradients with respect to the unscaled products q kᵀ, scaled once at the end:
@@ -207,7 +229,7 @@ def _softmax_rows(
     q: Tensor, k: Tensor, scale: Tensor, *, extra: Tensor | None = None,
     row_label: Tensor | None = None, col_label: Tensor | None = None,
     row_id: Tensor | None = None, col_id: Tensor | None = None,
-    chunk_size: int | str | None = None,
+    chunk_size: int | Literal["auto"] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-row softmax-contrastive loss and positive count, dense or chunked."""
     chunk_size = _resolve_chunk(chunk_size, q.shape[0], k.shape[0])
@@ -244,9 +266,15 @@ class _ChunkedSigmoidRows(torch.autograd.Function):
         return torch.cat(out)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         q, k, scale, bias, row_label, col_label = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: as in _ChunkedSoftmaxRows.backward
+            rows = col_label if row_label is None else row_label
+
+            def dense(q: Tensor, k: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
+                return -F.logsigmoid(_sigmoid_block(q, k, scale, bias, rows, col_label)[0]).sum(1)
+
+            return (*_dense_grads(dense, grad, (q, k, scale, bias)), None, None, None)
         # as in _ChunkedSoftmaxRows.backward: products unscaled, scaled once at the end
         dq, dk = torch.empty_like(q), torch.zeros_like(k)
         ds = torch.zeros((), dtype=q.dtype, device=q.device)
@@ -268,7 +296,7 @@ class _ChunkedSigmoidRows(torch.autograd.Function):
 
 
 def _sigmoid_rows(q: Tensor, k: Tensor, scale: Tensor, bias: Tensor, row_label: Tensor,
-                  col_label: Tensor, chunk_size: int | str | None) -> Tensor:
+                  col_label: Tensor, chunk_size: int | Literal["auto"] | None) -> Tensor:
     chunk_size = _resolve_chunk(chunk_size, q.shape[0], k.shape[0])
     if chunk_size is None:
         signed, _ = _sigmoid_block(q, k, scale, bias, row_label, col_label)
@@ -294,7 +322,7 @@ def _same_shape(a_name: str, a: Tensor, b_name: str, b: Tensor) -> None:
         )
 
 
-def _options(reduction: str, chunk_size: int | str | None, gather: bool,
+def _options(reduction: str, chunk_size: int | Literal["auto"] | None, gather: bool,
              process_group: object | None, local_loss: bool) -> None:
     check_option("reduction", reduction, _REDUCTIONS)
     if chunk_size is not None and chunk_size != "auto" and (
@@ -399,7 +427,7 @@ def info_nce_loss(
     negative_mode: str = "unpaired",
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | str | None = "auto",
+    chunk_size: int | Literal["auto"] | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -528,7 +556,7 @@ def nt_xent_loss(
     temperature: float | Tensor = 0.5,
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | str | None = "auto",
+    chunk_size: int | Literal["auto"] | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -624,7 +652,7 @@ def clip_loss(
     logit_scale: float | Tensor,
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | str | None = "auto",
+    chunk_size: int | Literal["auto"] | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -718,7 +746,7 @@ def siglip_loss(
     logit_bias: float | Tensor,
     normalize: bool = True,
     reduction: str = "mean",
-    chunk_size: int | str | None = "auto",
+    chunk_size: int | Literal["auto"] | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
@@ -829,7 +857,7 @@ def supcon_loss(
     normalize: bool = True,
     reduction: str = "mean",
     empty: str = "zero",
-    chunk_size: int | str | None = "auto",
+    chunk_size: int | Literal["auto"] | None = "auto",
     gather: bool = False,
     process_group: object | None = None,
     local_loss: bool = False,
