@@ -542,3 +542,20 @@ def test_empty_batch_or_image_is_zero_with_zero_gradient(shape: tuple[int, ...])
     x = torch.randn(shape, dtype=torch.float64)
     nan = LF.dice_loss(x, y, mode="multiclass", empty="nan")
     assert torch.isnan(nan) if shape[0] == 0 else nan.item() == 0.0  # (2, 3, 0): 6 losses of 0
+
+
+def test_soft_target_that_requires_grad_gets_its_gradient() -> None:
+    """A soft target in the graph (e.g. a teacher's probabilities) takes the composed path, so its
+    gradient is there too; the input's gradient is the fused path's."""
+    x, _ = _inputs("multiclass", seed=23)
+    soft = torch.softmax(torch.randn(x.shape, generator=torch.Generator().manual_seed(24),
+                                     dtype=torch.float64), 1).requires_grad_(True)
+    xg = x.clone().requires_grad_(True)
+    LF.dice_loss(xg, soft, mode="multiclass").backward()
+    p = torch.softmax(x, 1)  # the float64 reference, differentiated with respect to the target
+    yg = soft.detach().clone().requires_grad_(True)
+    ref.dice(p, yg, "multiclass", from_logits=False).mean().backward()
+    torch.testing.assert_close(soft.grad, yg.grad, **TOL)
+    xd = x.clone().requires_grad_(True)
+    LF.dice_loss(xd, soft.detach(), mode="multiclass").backward()
+    torch.testing.assert_close(xg.grad, xd.grad, **TOL)
