@@ -159,8 +159,8 @@ def test_fake_implementations_give_shapes_and_dtypes() -> None:
         loss = torch.ops.losskit.triton_sigmoid_focal(x, x, 0.25, 2.0, "none", "zero")
         assert loss.shape == x.shape and loss.dtype == torch.float32
         h, w, b = torch.empty(6, 4), torch.empty(11, 4), torch.empty(11)
-        out, dx, dw, db = torch.ops.losskit.triton_linear_cross_entropy(h, w, b, t, -100, 0.0, 0.0, "sum",
-                                                                         "zero", 2, True, 0)
+        out, dx, dw, db = torch.ops.losskit.triton_linear_cross_entropy(h, w, b, t, -100, 0.0, 0.0, 0.0,
+                                                                         "sum", "zero", 2, True, 0)
         assert out.shape == () and dx.shape == h.shape and dw.shape == w.shape and db.shape == b.shape
 
 
@@ -437,18 +437,18 @@ def _lce_data(seed: int, n: int = 9, d: int = 5, v: int = 23) -> tuple[Tensor, T
 
 @kernels
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize(("eps", "z_loss", "bias", "chunk"),
-                         [(0.0, 0.0, True, 4), (0.2, 1e-2, True, 1), (0.1, 0.0, False, None)])
-def test_linear_ce_equals_composed_float64(reduction: str, eps: float, z_loss: float, bias: bool,
-                                           chunk: int | None) -> None:
+@pytest.mark.parametrize(("eps", "z_loss", "cap", "bias", "chunk"),
+                         [(0.0, 0.0, None, True, 4), (0.2, 1e-2, 2.5, True, 1), (0.1, 0.0, 1.5, False, None)])
+def test_linear_ce_equals_composed_float64(reduction: str, eps: float, z_loss: float, cap: float | None,
+                                           bias: bool, chunk: int | None) -> None:
     h, w, b, y = _lce_data(21)
 
     def run(fn: Callable[..., Tensor], block: dict[str, object]) -> tuple[Tensor, tuple[Tensor, ...]]:
         dev = DEVICE if fn is K.triton_linear_cross_entropy else "cpu"
         leaves = [h.detach().to(dev).requires_grad_(True), w.detach().to(dev).requires_grad_(True)]
         bb = b.detach().to(dev).requires_grad_(True) if bias else None
-        out = fn(*leaves, y.to(dev), bias=bb, label_smoothing=eps, z_loss=z_loss, reduction=reduction,
-                 chunk_size=chunk, **block)
+        out = fn(*leaves, y.to(dev), bias=bb, label_smoothing=eps, z_loss=z_loss, softcap=cap,
+                 reduction=reduction, chunk_size=chunk, **block)
         wrt = leaves + ([bb] if bb is not None else [])
         return out.detach(), torch.autograd.grad(out, wrt, _upstream(out, 3))
 
@@ -480,6 +480,14 @@ def test_linear_ce_float32_matches_torch() -> None:
     got = (got_out.detach(), torch.autograd.grad(got_out, k))
     t = [v.clone().requires_grad_(True) for v in (h, w, b)]
     want_out = F.cross_entropy(F.linear(t[0], t[1], t[2]), y, label_smoothing=0.1)
+    want = (want_out.detach(), torch.autograd.grad(want_out, t))
+    _close(got, want, rtol=1e-5, atol=1e-6)
+    # soft-capped logits (Gemma 2), tanh written without libdevice: against torch.tanh in float32
+    k = [_leaf(v) for v in (h, w, b)]
+    got_out = K.triton_linear_cross_entropy(k[0], k[1], y.to(DEVICE), bias=k[2], softcap=3.0, chunk_size=10)
+    got = (got_out.detach(), torch.autograd.grad(got_out, k))
+    t = [v.clone().requires_grad_(True) for v in (h, w, b)]
+    want_out = F.cross_entropy(3.0 * torch.tanh(F.linear(t[0], t[1], t[2]) / 3.0), y)
     want = (want_out.detach(), torch.autograd.grad(want_out, t))
     _close(got, want, rtol=1e-5, atol=1e-6)
 
@@ -629,7 +637,7 @@ def test_opcheck_registrations() -> None:
                                             -100, 0.1, "mean", "zero", True, 4)),
         (ops.triton_sigmoid_focal.default, (_leaf(xf), _leaf(tf), 0.25, 2.0, "none", "zero")),
         (ops.triton_linear_cross_entropy.default,
-         (_leaf(h), _leaf(w), _leaf(b), yl.to(DEVICE), -100, 0.1, 1e-2, "none", "zero", 2, False, 0)),
+         (_leaf(h), _leaf(w), _leaf(b), yl.to(DEVICE), -100, 0.1, 1e-2, 2.0, "none", "zero", 2, False, 0)),
     ]
     for op, args in checks:
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor",

@@ -127,17 +127,37 @@ def _num_warps(block: int) -> int:
 if triton is not None:
 
     @triton.jit
+    def _tanh(u):
+        # tanh without libdevice: -expm1(-2|u|) / (1 + exp(-2|u|)), expm1 by Kahan's trick
+        # (accurate near 0, where 1 - exp(-2|u|) alone would cancel)
+        a2 = -2.0 * tl.abs(u)
+        e = tl.exp(a2)
+        ratio = a2 / tl.log(tl.where((e == 1.0) | (e == 0.0), 0.5, e))
+        em1 = tl.where(e == 1.0, a2, tl.where(e - 1.0 == -1.0, -1.0, (e - 1.0) * ratio))
+        t = -em1 / (1.0 + e)
+        return tl.where(u < 0, -t, t)
+
+    @triton.jit
+    def _capped(x, cap, SOFTCAP: tl.constexpr):
+        if SOFTCAP:
+            x = cap * _tanh(x / cap)
+        return x
+
+    @triton.jit
     def _ce_kernel(x_ptr, x_stride, t_ptr, w_ptr, loss_ptr, g_ptr, g_stride, scale_ptr, scale_stride,
                    n_cols, ignore_index, hp_ptr,
                    HAS_GRAD: tl.constexpr, SMOOTH: tl.constexpr, HAS_WEIGHT: tl.constexpr,
-                   Z_LOSS: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
+                   Z_LOSS: tl.constexpr, SOFTCAP: tl.constexpr, CDT: tl.constexpr,
+                   BLOCK: tl.constexpr):
         """One row of cross-entropy: loss_ptr[row], and (HAS_GRAD) scale[row] · ∂loss/∂x into
         g_ptr's row (which may be x's own row: each block is read before it is written). With
         class weights w: (1-ε) w_y (lse - x_y) + (ε/V) Σ_{c finite} w_c (lse - x_c), plus
-        λ·lse² (Z_LOSS, PaLM's z-loss)."""
+        λ·lse² (Z_LOSS, PaLM's z-loss); with SOFTCAP the logits are c·tanh(x/c) first and the
+        gradient is taken through the cap."""
         row = tl.program_id(0).to(tl.int64)
         # ε and λ come as a tensor of the compute dtype: float arguments would be rounded to float32
         eps = tl.load(hp_ptr).to(CDT)
+        cap = tl.load(hp_ptr + 2).to(CDT)
         x_row = x_ptr + row * x_stride
         g_row = g_ptr + row * g_stride
         y = tl.load(t_ptr + row)
@@ -157,6 +177,8 @@ if triton is not None:
         for off in range(0, n_cols, BLOCK):
             cols = off + tl.arange(0, BLOCK)
             x = tl.load(x_row + cols, mask=cols < n_cols, other=neg_inf).to(CDT)
+            if SOFTCAP:  # padding stays -inf (the cap would map it to -c)
+                x = tl.where(cols < n_cols, _capped(x, cap, SOFTCAP), neg_inf)
             m_new = tl.maximum(m, tl.max(x, 0))
             # while every logit so far is -inf, shift by 0 instead (exp(-inf - -inf) is NaN)
             shift = tl.where(m_new == neg_inf, 0.0, m_new).to(CDT)
@@ -172,7 +194,7 @@ if triton is not None:
                     s += tl.sum(tl.where(fin, x, 0.0).to(CDT), 0)
                     nf += tl.sum(fin.to(CDT), 0)
         lse = tl.where(m == neg_inf, 0.0, m).to(CDT) + tl.log(d)
-        x_y = tl.load(x_row + y).to(CDT)
+        x_y = _capped(tl.load(x_row + y).to(CDT), cap, SOFTCAP)
         if HAS_WEIGHT:
             w_y = tl.load(w_ptr + y).to(CDT)
         else:
@@ -194,6 +216,8 @@ if triton is not None:
                 cols = off + tl.arange(0, BLOCK)
                 msk = cols < n_cols
                 x = tl.load(x_row + cols, mask=msk, other=neg_inf).to(CDT)
+                if SOFTCAP:
+                    x = tl.where(msk, _capped(x, cap, SOFTCAP), neg_inf)
                 grad = coef * tl.exp(x - lse)
                 if SMOOTH:
                     if HAS_WEIGHT:
@@ -202,6 +226,8 @@ if triton is not None:
                     else:
                         grad -= tl.where(x > neg_inf, eps / n_cols, 0.0).to(CDT)
                 grad = tl.where(cols == y, grad - (1.0 - eps) * w_y, grad)
+                if SOFTCAP:
+                    grad *= 1.0 - (x / cap) * (x / cap)
                 tl.store(g_row + cols, (grad * scale).to(g_ptr.dtype.element_ty), mask=msk)
 
     @triton.jit
@@ -281,7 +307,7 @@ if triton is not None:
 
 def _launch_ce(z: Tensor, t: Tensor, loss: Tensor, grad: Tensor | None, scale: Tensor | None,
                ignore_index: int, eps: float, block_size: int | None, weight: Tensor | None = None,
-               z_loss: float = 0.0) -> None:
+               z_loss: float = 0.0, softcap: float = 0.0) -> None:
     """Run the cross-entropy kernel over the rows of ``z`` (n, V); ``grad`` may be ``z``."""
     n, v = z.shape
     if n == 0:
@@ -292,9 +318,10 @@ def _launch_ce(z: Tensor, t: Tensor, loss: Tensor, grad: Tensor | None, scale: T
     sc = scale if scale is not None else loss
     _ce_kernel[(n,)](
         z, z.stride(0), t, loss if weight is None else weight, loss, g, g.stride(0), sc,
-        0 if sc.numel() == 1 else 1, v, ignore_index, _scalars((eps, z_loss), _acc_dtype(z.dtype), z.device),
+        0 if sc.numel() == 1 else 1, v, ignore_index,
+        _scalars((eps, z_loss, softcap or 1.0), _acc_dtype(z.dtype), z.device),
         HAS_GRAD=has_grad, SMOOTH=eps != 0.0, HAS_WEIGHT=weight is not None, Z_LOSS=z_loss != 0.0,
-        CDT=_tl_dtype(z.dtype), BLOCK=block,
+        SOFTCAP=softcap != 0.0, CDT=_tl_dtype(z.dtype), BLOCK=block,
         num_warps=_num_warps(block),
     )
 
@@ -618,8 +645,8 @@ def triton_sigmoid_focal_loss(
 
 
 def _flce_chunks(x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, scale: Tensor,
-                 per: Tensor | None, ignore_index: int, eps: float, z_loss: float, chunk: int,
-                 block_size: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
+                 per: Tensor | None, ignore_index: int, eps: float, z_loss: float, softcap: float,
+                 chunk: int, block_size: int | None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Loop over row chunks: logits by matmul, the CE kernel (gradient over the logits), then the
     chunk's parts of dX, dW, db. ``scale`` is 0-d (mean/sum) or per row (the incoming gradient)."""
     acc = _acc_dtype(x.dtype)
@@ -633,7 +660,8 @@ def _flce_chunks(x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, scale: Tenso
         z = xc @ w.T if b is None else torch.addmm(b, xc, w.T)
         loss = per[s:e] if per is not None else scratch[: e - s]
         sc = scale if scale.numel() == 1 else scale[s:e].contiguous()
-        _launch_ce(z, t[s:e], loss, z, sc, ignore_index, eps, block_size, z_loss=z_loss)  # z: dL/dz
+        _launch_ce(z, t[s:e], loss, z, sc, ignore_index, eps, block_size, z_loss=z_loss,
+                   softcap=softcap)  # z now holds dL/dz
         dx[s:e] = z @ w
         # one chunk's product in the input dtype, summed over chunks in float32 or wider
         dw += (z.T @ xc).to(acc)
@@ -644,8 +672,8 @@ def _flce_chunks(x: Tensor, w: Tensor, b: Tensor | None, t: Tensor, scale: Tenso
 
 @torch.library.custom_op("losskit::triton_linear_cross_entropy", mutates_args=())
 def _flce_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int,
-             label_smoothing: float, z_loss: float, reduction: str, empty: str, chunk_size: int,
-             fused: bool, block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+             label_smoothing: float, z_loss: float, softcap: float, reduction: str, empty: str,
+             chunk_size: int, fused: bool, block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     tensors = (hidden, weight, target) if bias is None else (hidden, weight, bias, target)
     _check_runnable(*tensors)
     x, w, t = hidden.contiguous(), weight.contiguous(), target.contiguous()
@@ -656,7 +684,7 @@ def _flce_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor
     if fused:
         scale = _grad_scale(count, reduction)
         dx, dw, db = _flce_chunks(x, w, b, t, scale, per, ignore_index, label_smoothing, z_loss,
-                                  chunk_size, block_size or None)
+                                  softcap, chunk_size, block_size or None)
         dw = dw.to(weight.dtype)
         db = x.new_empty(0) if db is None else db.to(bias.dtype)  # type: ignore[union-attr]
     else:  # three distinct placeholders: custom-op outputs may not alias one another
@@ -665,15 +693,15 @@ def _flce_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor
             e = min(s + chunk_size, x.shape[0])
             z = x[s:e] @ w.T if b is None else torch.addmm(b, x[s:e], w.T)
             _launch_ce(z, t[s:e], per[s:e], None, None, ignore_index, label_smoothing, block_size or None,
-                       z_loss=z_loss)
+                       z_loss=z_loss, softcap=softcap)
     out = per if reduction == "none" else _mean_or_sum(per, count, reduction, empty)
     return out, dx, dw, db
 
 
 @_flce_op.register_fake
 def _(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int,
-      label_smoothing: float, z_loss: float, reduction: str, empty: str, chunk_size: int, fused: bool,
-      block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+      label_smoothing: float, z_loss: float, softcap: float, reduction: str, empty: str, chunk_size: int,
+      fused: bool, block_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     acc = _acc_dtype(hidden.dtype)
     out = hidden.new_empty((hidden.shape[0],) if reduction == "none" else (), dtype=acc)
     if not fused:
@@ -684,29 +712,29 @@ def _(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignor
 
 @torch.library.custom_op("losskit::triton_linear_cross_entropy_backward", mutates_args=())
 def _flce_bwd_op(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, grad: Tensor,
-                 ignore_index: int, label_smoothing: float, z_loss: float, chunk_size: int,
-                 block_size: int) -> tuple[Tensor, Tensor, Tensor]:
+                 ignore_index: int, label_smoothing: float, z_loss: float, softcap: float,
+                 chunk_size: int, block_size: int) -> tuple[Tensor, Tensor, Tensor]:
     tensors = (hidden, weight, target, grad) if bias is None else (hidden, weight, bias, target, grad)
     _check_runnable(*tensors)
     x, w, t = hidden.contiguous(), weight.contiguous(), target.contiguous()
     b = None if bias is None else bias.to(x.dtype).contiguous()
     dx, dw, db = _flce_chunks(x, w, b, t, grad.to(_acc_dtype(x.dtype)), None, ignore_index,
-                              label_smoothing, z_loss, chunk_size, block_size or None)
+                              label_smoothing, z_loss, softcap, chunk_size, block_size or None)
     return dx, dw.to(weight.dtype), x.new_empty(0) if db is None else db.to(bias.dtype)  # type: ignore[union-attr]
 
 
 @_flce_bwd_op.register_fake
 def _(hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, grad: Tensor,
-      ignore_index: int, label_smoothing: float, z_loss: float, chunk_size: int,
+      ignore_index: int, label_smoothing: float, z_loss: float, softcap: float, chunk_size: int,
       block_size: int) -> tuple[Tensor, Tensor, Tensor]:
     db = hidden.new_empty(0) if bias is None else torch.empty_like(bias)
     return torch.empty_like(hidden), torch.empty_like(weight), db
 
 
 def _flce_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    hidden, weight, bias, target, ignore_index, eps, z_loss, _, _, chunk, fused, block = inputs
+    hidden, weight, bias, target, ignore_index, eps, z_loss, cap, _, _, chunk, fused, block = inputs
     ctx.mark_non_differentiable(*output[1:])
-    ctx.hp = (fused, bias is not None, ignore_index, eps, z_loss, chunk, block)
+    ctx.hp = (fused, bias is not None, ignore_index, eps, z_loss, cap, chunk, block)
     if fused:
         ctx.save_for_backward(*output[1:])
     else:
@@ -714,16 +742,17 @@ def _flce_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -
 
 
 def _flce_backward(ctx: Any, g: Tensor, *_: Tensor | None) -> tuple[Tensor | None, ...]:
-    fused, has_bias, ignore_index, eps, z_loss, chunk, block = ctx.hp
+    fused, has_bias, ignore_index, eps, z_loss, cap, chunk, block = ctx.hp
     if fused:
         dx, dw, db = ctx.saved_tensors
         dx, dw = (dx * g).to(dx.dtype), (dw * g).to(dw.dtype)
         db_out = (db * g).to(db.dtype) if has_bias else None
     else:
         hidden, weight, bias, target = ctx.saved_tensors
-        dx, dw, db = _flce_bwd_op(hidden, weight, bias, target, g, ignore_index, eps, z_loss, chunk, block)
+        dx, dw, db = _flce_bwd_op(hidden, weight, bias, target, g, ignore_index, eps, z_loss, cap, chunk,
+                                  block)
         db_out = db if has_bias else None
-    return dx, dw, db_out, None, None, None, None, None, None, None, None, None
+    return dx, dw, db_out, None, None, None, None, None, None, None, None, None, None
 
 
 _flce_op.register_autograd(_flce_backward, setup_context=_flce_setup)
@@ -740,6 +769,7 @@ def triton_linear_cross_entropy(
     reduction: str = "mean",
     normalizer: float | Tensor | None = None,
     z_loss: float = 0.0,
+    softcap: float | None = None,
     shift: bool = False,
     chunk_size: int | None = None,
     empty: str = "zero",
@@ -766,6 +796,8 @@ def triton_linear_cross_entropy(
         reduction: ``"none"`` (per token) | ``"mean"`` (over kept tokens) | ``"sum"``.
         normalizer: divides the ``"sum"`` (e.g. ``count_valid_targets`` over all micro-batches).
         z_loss: λ ≥ 0 of PaLM's log-partition penalty λ·lse² (0 disables it).
+        softcap: c > 0 to soft-cap the logits to c·tanh(z/c) (Gemma 2) inside the kernel, or
+            ``None``.
         shift: causal-LM labels: position t predicts ``target[..., t+1]``.
         chunk_size: rows per chunk (default 2²² / V, at least 1).
         empty: ``"zero"`` or ``"nan"``: the ``"mean"`` of nothing.
@@ -781,6 +813,8 @@ def triton_linear_cross_entropy(
     check_tensor("target", target)
     check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
     check_number("z_loss", z_loss, low=0.0)
+    if softcap is not None:
+        check_number("softcap", softcap, low=0.0, low_open=True)
     if weight.ndim != 2 or hidden.ndim < 1 or hidden.shape[-1] != weight.shape[1]:
         raise LossInputError(
             f"hidden has shape {shape_str(hidden)} and weight {shape_str(weight)}; expected hidden "
@@ -814,6 +848,7 @@ def triton_linear_cross_entropy(
     )
     fused = reduction != "none" and needs_grad
     out, *_ = _flce_op(x, weight, bias, target.reshape(-1), ignore_index, float(label_smoothing),
-                       float(z_loss), reduction, empty, chunk, fused, block_size or 0)
+                       float(z_loss), 0.0 if softcap is None else float(softcap), reduction, empty, chunk,
+                       fused, block_size or 0)
     out = out.reshape(target.shape) if reduction == "none" else out
     return out if normalizer is None else reduce(out, reduction, normalizer=normalizer)
