@@ -559,3 +559,22 @@ def test_soft_target_that_requires_grad_gets_its_gradient() -> None:
     xd = x.clone().requires_grad_(True)
     LF.dice_loss(xd, soft.detach(), mode="multiclass").backward()
     torch.testing.assert_close(xg.grad, xd.grad, **TOL)
+
+
+@pytest.mark.parametrize("target", ["index", "onehot"])
+def test_torch_func_transforms_take_the_composed_path(target: str) -> None:
+    """vmap / grad / jvp cannot see through the fused autograd.Function, so under them the
+    region losses take the composed path and agree with a loop over the batch."""
+    g = torch.Generator().manual_seed(25)
+    x = torch.randn(3, 2, 3, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (2, 4), generator=g)
+    t = y if target == "index" else F.one_hot(y, 3).movedim(-1, 1).double()
+
+    def f(a: torch.Tensor) -> torch.Tensor:
+        return LF.tversky_loss(a, t, mode="multiclass", alpha=0.3, beta=0.7)
+
+    grads = torch.stack([torch.autograd.grad(f(a.requires_grad_(True)), a)[0] for a in x.clone()])
+    torch.testing.assert_close(torch.func.vmap(f)(x), torch.stack([f(a) for a in x]), **TOL)
+    torch.testing.assert_close(torch.func.vmap(torch.func.grad(f))(x), grads, **TOL)
+    _, tangent = torch.func.jvp(f, (x[0],), (torch.ones_like(x[0]),))
+    torch.testing.assert_close(tangent, grads[0].sum(), **TOL)

@@ -121,7 +121,8 @@ def region_statistics(
     targets are expanded to a float one-hot by a ``gather`` of an identity's columns (no
     scatter, deterministic), ignored pixels to a zero column, so :math:`P` counts valid pixels
     only. ``losskit.losses.segmentation.FUSED = False`` selects the composed path (``gather`` /
-    ``scatter_add`` into ``(N, C)`` bins, autograd), which the tests use as a reference.
+    ``scatter_add`` into ``(N, C)`` bins, autograd), which the tests use as a reference, and
+    which ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and ``squared`` always take.
     """
     check_floating("input", input)
     check_tensor("target", target)
@@ -237,7 +238,10 @@ composed reference path (tests compare the two)."""
 
 
 def _fused(squared: bool) -> bool:
-    return FUSED and not squared
+    if not FUSED or squared:
+        return False
+    # torch.func transforms (vmap, jvp, grad) cannot see through the Function: composed path
+    return torch.compiler.is_compiling() or not torch._C._are_functorch_transforms_active()
 
 
 def _activate(x: Tensor, from_logits: bool) -> Tensor:
