@@ -190,10 +190,14 @@ def test_fast_cross_entropy_extreme_and_masked_logits(scale):
 
 
 def test_fast_cross_entropy_gradcheck_and_gradgradcheck():
-    x, t, _ = _case("4d", True, seed=19)
-    x = x.requires_grad_(True)
-    for eps in (0.0, 0.2):
-        for reduction in ("none", "mean"):
+    for layout, reduction in (("4d", "mean"), ("2d", "none")):
+        x, t, _ = _case(layout, True, seed=19)
+        if layout == "4d":
+            x, t = x[:1, :, :2], t[:1, :2]  # (1, K, 2, 2)
+        else:
+            x, t = x[:3], t[:3]
+        x = x.requires_grad_(True)
+        for eps in (0.0, 0.2):
             def fn(z):
                 return LF.cross_entropy(z, t, weight=W, label_smoothing=eps, reduction=reduction)
 
@@ -329,3 +333,138 @@ def test_inplace_backward_never_feeds_overwritten_logits_to_another_node():
     (F.cross_entropy(logits, t) + (logits**2).sum()).backward()
     torch.testing.assert_close(got[0], h.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got[1], w.grad, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------- fused elementwise: focal and hinge losses
+
+FOCAL_PARAMS = [(0.25, 2.0), (None, 2.0), (0.7, 0.5), (0.25, 0.0), (None, 3.0), (0.4, 1.0)]
+
+
+def _focal_case(shape=(9, 6), seed=41, dtype=D, scale=3.0):
+    x = torch.randn(*shape, generator=_gen(seed), dtype=D) * scale
+    t = torch.rand(*shape, generator=_gen(seed + 1), dtype=D)
+    t[: shape[0] // 2] = (t[: shape[0] // 2] > 0.7).to(D)  # hard and soft targets
+    return x.to(dtype), t.to(dtype)
+
+
+def _elementwise_cases():
+    """name → (fast(x, t, **opts), composed per-element reference(x, t), signed targets?)"""
+    cases = {}
+    for alpha, gamma in FOCAL_PARAMS:
+        a = -1.0 if alpha is None else alpha
+        cases[f"sigmoid_focal-{alpha}-{gamma}"] = (
+            lambda z, t, alpha=alpha, gamma=gamma, **kw: LF.sigmoid_focal_loss(z, t, alpha=alpha,
+                                                                               gamma=gamma, **kw),
+            lambda z, t, a=a, gamma=gamma: C._sigmoid_focal_reference(z, t, a, gamma), False)
+    cases["hinge"] = (lambda z, t, **kw: LF.hinge_loss(z, t, **kw),
+                      lambda z, t: torch.relu(1.0 - t * z), True)
+    cases["squared_hinge"] = (lambda z, t, **kw: LF.squared_hinge_loss(z, t, **kw),
+                              lambda z, t: torch.relu(1.0 - t * z).square(), True)
+    return cases
+
+
+ELEMENTWISE = _elementwise_cases()
+SHARED = ["none", "mean", "sum", "sample_weight", "mask", "normalizer"]
+
+
+def _targets(t: torch.Tensor, signed: bool) -> torch.Tensor:
+    return torch.where(t > 0.5, 1.0, -1.0).to(t.dtype) if signed else t
+
+
+@pytest.mark.parametrize("option", SHARED)
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+def test_fused_elementwise_equals_composed_reference(name, option):
+    fast, composed, signed = ELEMENTWISE[name]
+    x, t = _focal_case()
+    t = _targets(t, signed)
+    kw: dict = {"reduction": option} if option in ("none", "mean", "sum") else {}
+    if option == "sample_weight":
+        kw["sample_weight"] = torch.rand(x.shape, generator=_gen(3), dtype=D)
+    elif option == "mask":
+        kw["mask"] = torch.rand(x.shape, generator=_gen(4)) > 0.3
+    elif option == "normalizer":
+        kw.update(reduction="sum", normalizer=7.0)
+    _assert_same(lambda z: fast(z, t, **kw), lambda z: C.reduce(composed(z, t), **kw), x)
+
+
+@pytest.mark.parametrize("alpha,gamma", FOCAL_PARAMS)
+def test_fused_sigmoid_focal_equals_float64_paper_and_torchvision_float32(alpha, gamma):
+    x, t = _focal_case(seed=43)
+    _assert_same(lambda z: LF.sigmoid_focal_loss(z, t, alpha=alpha, gamma=gamma, reduction="none"),
+                 lambda z: ref.sigmoid_focal_paper(z, t, alpha, gamma), x)
+    x32, t32 = x.float(), t.float()
+    a = -1.0 if alpha is None else alpha
+    _assert_same(lambda z: LF.sigmoid_focal_loss(z, t32, alpha=alpha, gamma=gamma, reduction="sum"),
+                 lambda z: ref.torchvision_sigmoid_focal_loss(z, t32, a, gamma, reduction="sum"),
+                 x32, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_fused_hinge_equals_float64_reference(squared):
+    x, t = _focal_case(seed=47)
+    y = _targets(t, True)
+    fn = LF.squared_hinge_loss if squared else LF.hinge_loss
+    _assert_same(lambda z: fn(z, y, reduction="none"), lambda z: ref.hinge(z, y, squared, "none"), x)
+    _assert_same(lambda z: fn(z, (y > 0).long(), target_kind="01"), lambda z: ref.hinge(z, y, squared), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["sigmoid_focal-0.25-2.0", "sigmoid_focal-0.7-0.5", "hinge",
+                                  "squared_hinge"])
+def test_fused_elementwise_half_inputs(name, dtype):
+    fast, composed, signed = ELEMENTWISE[name]
+    x, t = _focal_case(seed=53)
+    t = _targets(t, signed)
+    xh = x.to(dtype).requires_grad_(True)
+    out = fast(xh, t.to(dtype), reduction="none")
+    assert out.dtype == torch.float32
+    g = torch.rand(out.shape, generator=_gen(5)) + 0.5
+    (out * g).sum().backward()
+    x64 = x.to(dtype).to(D).requires_grad_(True)
+    expected = composed(x64, t.to(dtype).to(D))
+    (expected * g.to(D)).sum().backward()
+    torch.testing.assert_close(out.to(D), expected.detach(), rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(xh.grad.to(D), x64.grad, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+def test_fused_elementwise_extremes_equal_reference_and_are_finite(name):
+    fast, composed, signed = ELEMENTWISE[name]
+    x, t = _focal_case(seed=59, scale=1e4)
+    t = _targets(t, signed)
+    if not signed:  # ±inf logits: finite where the reference is
+        x[0, :2] = torch.tensor([float("inf"), float("-inf")], dtype=D)
+        t[0, :2] = torch.tensor([1.0, 0.0], dtype=D)
+    va, ga = _value_and_grad(lambda z: fast(z, t, reduction="none"), x)
+    vb, gb = _value_and_grad(lambda z: composed(z, t), x)
+    assert torch.isfinite(va).all() and torch.isfinite(ga).all()
+    torch.testing.assert_close(va, vb, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("name", ["sigmoid_focal-0.25-2.0", "hinge", "squared_hinge"])
+def test_fused_elementwise_saves_nothing_beyond_its_inputs(name, reduction):
+    fast, composed, signed = ELEMENTWISE[name]
+    x, t = _focal_case(shape=(64, 80), dtype=torch.float32)
+    t = _targets(t, signed)
+    x.requires_grad_(True)
+    saved = _saved_storage_bytes(lambda z, y: fast(z, y, reduction=reduction), x, t, count_inputs=False)
+    assert saved == 0
+    # the composed form saves several input-sized tensors: what the fused path avoids
+    composed_bytes = _saved_storage_bytes(lambda z, y: composed(z, y).sum(), x, t, count_inputs=False)
+    assert composed_bytes >= x.untyped_storage().nbytes() or name == "hinge"
+
+
+def test_fused_sigmoid_focal_gradcheck_and_gradgradcheck():
+    x, t = _focal_case(shape=(4, 3), seed=61, scale=2.0)
+    x.requires_grad_(True)
+    for alpha, gamma in [(0.25, 2.0), (None, 0.5), (0.7, 3.0)]:
+        def fn(z):
+            return LF.sigmoid_focal_loss(z, t, alpha=alpha, gamma=gamma, reduction="none")
+
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+    y = _targets(t, True)
+    assert torch.autograd.gradcheck(lambda z: LF.squared_hinge_loss(z, y), (x,))
+    assert torch.autograd.gradgradcheck(lambda z: LF.squared_hinge_loss(z, y, reduction="sum"), (x,))

@@ -66,6 +66,14 @@ def _class_weight_view(weight: Tensor | None, like: Tensor) -> Tensor | float:
     return 1.0 if weight is None else weight.view((1, -1) + (1,) * (like.ndim - 2)).to(like.dtype)
 
 
+def _class_sum(v: Tensor, weight: Tensor) -> Tensor:
+    """Σ_c weight_c·v[:, c, ...] without a block-sized temporary where a matrix product does it."""
+    w = weight.to(v.dtype) if v.is_floating_point() else weight
+    if v.ndim == 2:
+        return v.to(w.dtype) @ w
+    return (v * w.view(1, -1, 1)).sum(1)
+
+
 class _IndexCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
@@ -73,7 +81,6 @@ class _IndexCrossEntropy(torch.autograd.Function):
         valid = target != ignore_index
         t = torch.where(valid, target, 0)
         c = x.shape[1]
-        w = _class_weight_view(weight, x)
         nll = torch.empty(target.shape, dtype=x.dtype, device=x.device)
         smooth = torch.empty_like(nll) if smoothing != 0.0 else None
         wfin = torch.empty_like(nll) if smoothing != 0.0 else None
@@ -87,9 +94,14 @@ class _IndexCrossEntropy(torch.autograd.Function):
             nll[r:r + rows] = logp.gather(1, t[r:r + rows].unsqueeze(1)).squeeze(1).neg()
             if smooth is not None and wfin is not None:
                 # Σ_c w_c·(−log p_c) over the finite classes, and Σ_c w_c over them (for backward)
-                finite = logp != float("-inf")
-                smooth[r:r + rows] = torch.where(finite, logp * w, 0.0).sum(1).neg()
-                wfin[r:r + rows] = torch.where(finite, w, 0.0).sum(1)
+                ninf = torch.isneginf(logp)
+                logp.masked_fill_(ninf, 0.0)
+                if weight is None:
+                    smooth[r:r + rows] = logp.sum(1).neg_()
+                    wfin[r:r + rows] = ninf.sum(1).neg_().add_(c)
+                else:
+                    smooth[r:r + rows] = _class_sum(logp, weight).neg_()
+                    wfin[r:r + rows] = _class_sum(ninf.logical_not_(), weight)
         wy = valid.to(x.dtype) if weight is None else torch.where(valid, weight.to(x.dtype)[t], 0.0)
         loss = nll * wy
         if smooth is not None:
@@ -127,13 +139,17 @@ class _IndexCrossEntropy(torch.autograd.Function):
         rows = steps.step
         for r in steps:
             xr, gr = x[r:r + rows], out[r:r + rows]
-            corr = None
-            if eps != 0.0:  # read xr before gr (the same memory when inplace) is written
-                corr = torch.where(xr == float("-inf"), 0.0, uniform[r:r + rows] * w)
+            # read xr before gr (the same memory when inplace) is written
+            ninf = torch.isneginf(xr) if eps != 0.0 else None
             _softmax(xr, 1, False, out=gr)  # row by row, so gr may alias xr
-            gr.mul_(on_p[r:r + rows])
-            if corr is not None:
-                gr.sub_(corr)
+            if ninf is None:
+                gr.mul_(on_p[r:r + rows])
+            elif weight is None:
+                torch.addcmul(uniform[r:r + rows].neg(), gr, on_p[r:r + rows], out=gr)
+            else:
+                gr.mul_(on_p[r:r + rows]).addcmul_(uniform[r:r + rows], w, value=-1.0)
+            if ninf is not None:
+                gr.masked_fill_(ninf, 0.0)  # no smoothing mass on a −inf (masked) class
             gr.scatter_add_(1, tt[r:r + rows], at_target[r:r + rows].neg())
         return (out,) + none
 

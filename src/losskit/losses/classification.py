@@ -37,6 +37,7 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
+from losskit._core.fused import ElementwiseKernel, elementwise_loss
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -911,18 +912,80 @@ def sigmoid_focal_loss(
         check_probabilities(target, "target")
     (target,) = as_float32(target)
     target = target.to(input.dtype)
-    loss = _bce_logits(input, target)
+    a = -1.0 if alpha is None else float(alpha)
+    return elementwise_loss(_SIGMOID_FOCAL, input, target, (a, float(gamma)), reduction,
+                            sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+
+
+def _sigmoid_focal_reference(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
+    """The per-element sigmoid focal loss composed of differentiable ops (``alpha < 0``: none)."""
+    loss = _bce_logits(x, t)
     if gamma != 0:
         # 1 - p_t = t·σ(-x) + (1-t)·σ(x): a sum of non-negative terms, so no cancellation (unlike
         # 1 - p_t written out). The clamp at the smallest normal number keeps the gradient of
         # q^γ finite where q underflows to 0 (saturated logits, γ < 1); the value there is
         # tiny^γ·BCE with BCE ≈ 0.
-        q = target * torch.sigmoid(-input) + (1.0 - target) * torch.sigmoid(input)
+        q = t * torch.sigmoid(-x) + (1.0 - t) * torch.sigmoid(x)
         loss = loss * q.clamp_min(torch.finfo(q.dtype).tiny) ** gamma
-    if alpha is not None and alpha >= 0:
-        loss = (alpha * target + (1.0 - alpha) * (1.0 - target)) * loss
-    return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    if alpha >= 0:
+        loss = (alpha * t + (1.0 - alpha) * (1.0 - t)) * loss
+    return loss
+
+
+def _focal_parts(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """For a chunk: the logits clamped as in :func:`_bce_logits`, BCE, σ(x) and σ(-x)."""
+    bound = math.sqrt(torch.finfo(x.dtype).max)
+    xc = x.clamp(-bound, bound)
+    ls = F.logsigmoid(xc)                      # log σ(x)
+    lsn = F.logsigmoid(torch.neg(xc))          # log σ(-x)
+    s, sn = ls.exp(), lsn.exp()
+    # BCE = -(t·log σ(x) + (1-t)·log σ(-x)): both terms ≥ 0, no cancellation
+    bce = lsn.addcmul_(t, ls.sub_(lsn)).neg_()
+    return xc, bce, s, sn
+
+
+def _focal_q(t: Tensor, s: Tensor, sn: Tensor) -> Tensor:
+    # 1 - p_t = σ(x) + t·(σ(-x) - σ(x)), clamped as in the reference
+    return torch.sub(sn, s).mul_(t).add_(s).clamp_min_(torch.finfo(s.dtype).tiny)
+
+
+def _alpha_t(t: Tensor, alpha: float) -> Tensor:
+    return torch.mul(t, 2.0 * alpha - 1.0).add_(1.0 - alpha)
+
+
+def _sigmoid_focal_value(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
+    _, loss, s, sn = _focal_parts(x, t)
+    if gamma != 0:
+        q = _focal_q(t, s, sn)
+        loss.mul_(q.square_() if gamma == 2 else q.pow_(gamma))
+    return loss.mul_(_alpha_t(t, alpha)) if alpha >= 0 else loss
+
+
+def _sigmoid_focal_grad(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
+    # dℓ/dx = α_t·(γ·q^(γ-1)·q'·BCE + q^γ·(σ(x) - t)), q' = σ(x)σ(-x)(1 - 2t); the BCE part
+    # passes no gradient where the clamp of _bce_logits is active (|x| beyond sqrt(max)).
+    xc, bce, s, sn = _focal_parts(x, t)
+    d = torch.sub(s, t)
+    d.masked_fill_(xc != x, 0.0)
+    if gamma != 0:
+        q = _focal_q(t, s, sn)
+        dq = torch.mul(s, sn).mul_(torch.mul(t, -2.0).add_(1.0)).mul_(bce)
+        if gamma == 2:
+            d.mul_(q).add_(dq, alpha=2.0).mul_(q)
+        elif gamma == 1:
+            d.mul_(q).add_(dq)
+        else:
+            qg1 = q.pow(gamma - 1.0)
+            d.mul_(q).add_(dq, alpha=gamma).mul_(qg1)
+    return d.mul_(_alpha_t(t, alpha)) if alpha >= 0 else d
+
+
+_SIGMOID_FOCAL = ElementwiseKernel(
+    "sigmoid_focal",
+    reference=_sigmoid_focal_reference,
+    value=_sigmoid_focal_value,
+    grad=_sigmoid_focal_grad,
+)
 
 
 class SigmoidFocalLoss(LossModule):
@@ -1212,8 +1275,25 @@ def hinge_loss(
     """
     y = _signed_target(input, target, target_kind)
     (input,) = as_float32(input)
-    return reduce(torch.relu(1.0 - y * input), reduction, sample_weight=sample_weight, mask=mask,
-                  normalizer=normalizer, empty=empty)
+    return elementwise_loss(_HINGE, input, y, (), reduction, sample_weight=sample_weight, mask=mask,
+                            normalizer=normalizer, empty=empty)
+
+
+def _hinge_reference(x: Tensor, y: Tensor) -> Tensor:
+    return torch.relu(1.0 - y * x)
+
+
+def _hinge_grad(x: Tensor, y: Tensor) -> Tensor:
+    # -y where the margin 1 - y·x is positive, else 0 (relu's convention: 0 at the kink)
+    return torch.mul(y, x).neg_().add_(1.0).sign_().clamp_min_(0.0).mul_(y).neg_()
+
+
+_HINGE = ElementwiseKernel(
+    "hinge",
+    reference=_hinge_reference,
+    value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0),
+    grad=_hinge_grad,
+)
 
 
 class HingeLoss(LossModule):
@@ -1276,8 +1356,16 @@ def squared_hinge_loss(
     """
     y = _signed_target(input, target, target_kind)
     (input,) = as_float32(input)
-    return reduce(torch.relu(1.0 - y * input).square(), reduction, sample_weight=sample_weight,
-                  mask=mask, normalizer=normalizer, empty=empty)
+    return elementwise_loss(_SQUARED_HINGE, input, y, (), reduction, sample_weight=sample_weight,
+                            mask=mask, normalizer=normalizer, empty=empty)
+
+
+_SQUARED_HINGE = ElementwiseKernel(
+    "squared_hinge",
+    reference=lambda x, y: torch.relu(1.0 - y * x).square(),
+    value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).square_(),
+    grad=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).mul_(y).mul_(-2.0),
+)
 
 
 class SquaredHingeLoss(LossModule):
