@@ -201,7 +201,8 @@ def test_chunked_path_saves_no_quadratic_tensor() -> None:
     square = (2 * b) ** 2 * 4
     dense = saved(lambda a, c: LF.nt_xent_loss(a, c))
     chunked = saved(lambda a, c: LF.nt_xent_loss(a, c, chunk_size=64))
-    assert dense >= square                           # the dense path keeps the (2B)² logits
+    assert dense >= square                           # the dense path keeps the (2B)² softmax,
+    assert dense < square + 8 * (2 * b) * (d + 8) * 4  # and only that one quadratic buffer
     assert chunked < 8 * (2 * b) * (d + 8) * 4       # the chunked one O(B·D): embeddings + stats
 
 
@@ -348,6 +349,17 @@ def test_second_order_gradients_through_the_chunked_path_equal_dense(normalize: 
         for a, b in zip(hvp(make(2)), hvp(make(None))):
             torch.testing.assert_close(a, b, **TOL)
     assert torch.autograd.gradgradcheck(makes[0](None), tuple(_leaves(x[:3], y[:3], t)))
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_backward_twice_with_retain_graph_gives_the_same_gradients(chunk: int | None) -> None:
+    # the dense Function keeps its softmax for backward: it must not be consumed in place
+    x, y = _leaves(_randn(6, 4, seed=52), _randn(6, 4, seed=53))
+    out = LF.nt_xent_loss(x, y, chunk_size=chunk, reduction="none")
+    w = _randn(12, seed=54)
+    (first,) = torch.autograd.grad(out, x, w, retain_graph=True)
+    (second,) = torch.autograd.grad(out, x, w)
+    assert torch.equal(first, second)
 
 
 def test_paired_negatives_accept_the_default_auto() -> None:

@@ -8,7 +8,8 @@ options:
   by a custom autograd Function that keeps only the embeddings and ``O(B)`` per-row statistics
   (log-sum-exp, positive counts) for backward and recomputes each block of similarities there:
   the same value and gradient without holding the ``B×B`` matrix (PITFALLS 13). ``None``
-  always builds the whole matrix (fastest while it fits). ``"auto"`` (the default) is ``None``
+  always builds the whole matrix (fastest while it fits), in one fused Function that keeps only
+  its softmax (one ``M×N`` buffer) for backward. ``"auto"`` (the default) is ``None``
   while a similarity matrix has at most :data:`AUTO_CHUNK_ABOVE` entries (``2**24``: 64 MiB of
   float32, e.g. NT-Xent up to B = 2048) and above that chunks of ``AUTO_CHUNK_BLOCK // N`` rows
   (``2**22`` entries, 16 MiB per block, for ``N`` columns). The choice depends on shapes only,
@@ -97,21 +98,29 @@ def _resolve_chunk(chunk_size: int | Literal["auto"] | None, rows: int, cols: in
 # and ``count[i] = |P(i)|``.
 
 
+def _masks(extra: Tensor | None, row_label: Tensor | None, col_label: Tensor | None,
+           row_id: Tensor | None, col_id: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """The excluded (anchor against itself) and positive masks of a block of rows."""
+    excluded = None
+    if row_id is not None and col_id is not None:
+        excluded = row_id[:, None] == col_id[None, :]
+    positive = None
+    if extra is None and row_label is not None and col_label is not None:
+        positive = row_label[:, None] == col_label[None, :]
+        if excluded is not None:
+            positive = positive & ~excluded
+    return excluded, positive
+
+
 def _block(
     q: Tensor, k: Tensor, scale: Tensor, extra: Tensor | None, row_label: Tensor | None,
     col_label: Tensor | None, row_id: Tensor | None, col_id: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Masked logits, and the positive mask of a block of rows."""
     logits = scale * (q @ k.T)
-    excluded = None
-    if row_id is not None and col_id is not None:
-        excluded = row_id[:, None] == col_id[None, :]
+    excluded, positive = _masks(extra, row_label, col_label, row_id, col_id)
+    if excluded is not None:
         logits = logits.masked_fill(excluded, -math.inf)
-    positive = None
-    if extra is None and row_label is not None and col_label is not None:
-        positive = row_label[:, None] == col_label[None, :]
-        if excluded is not None:
-            positive = positive & ~excluded
     return logits, logits.new_zeros(()), positive
 
 
@@ -158,6 +167,25 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
         q = k if q is None else q
         row_label = col_label if row_label is None else row_label
         row_id = col_id if row_id is None else row_id
+        if chunk == 0:
+            # dense: one block, and its softmax kept for backward (no recomputation)
+            logits, zero, positive = _block(q, k, scale, extra, row_label, col_label, row_id,
+                                            col_id)
+            if extra is not None:
+                lse = torch.logsumexp(torch.cat([extra[:, None], logits], 1), 1)
+                loss, count = lse - extra, torch.ones_like(lse)
+            else:
+                assert positive is not None
+                lse = torch.logsumexp(logits, 1)
+                count = positive.sum(1).to(logits.dtype)
+                loss = lse - torch.where(positive, logits, zero).sum(1) / count.clamp_min(1.0)
+            # in place: the logits are our own temporary; a fully excluded row gives 0, not NaN
+            prob = logits.sub_(torch.where(torch.isfinite(lse), lse, 0.0)[:, None]).exp_()
+            ctx.save_for_backward(None if ctx.rows_are_keys else q, k, scale, extra, row_label,
+                                  col_label, row_id, col_id, lse, count, prob)
+            ctx.chunk = q.shape[0]
+            ctx.mark_non_differentiable(count)
+            return loss, count
         losses, lses, counts = [], [], []
         for r in range(0, q.shape[0], chunk):
             sl = slice(r, r + chunk)
@@ -171,14 +199,15 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
             counts.append(count)
         lse, count = torch.cat(lses), torch.cat(counts)
         ctx.save_for_backward(None if ctx.rows_are_keys else q, k, scale, extra, row_label,
-                              col_label, row_id, col_id, lse, count)
+                              col_label, row_id, col_id, lse, count, None)
         ctx.chunk = chunk
         ctx.mark_non_differentiable(count)
         return torch.cat(losses), count
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor, _grad_count: Tensor | None) -> tuple[Tensor | None, ...]:
-        q, k, scale, extra, row_label, col_label, row_id, col_id, lse, count = ctx.saved_tensors
+        (q, k, scale, extra, row_label, col_label, row_id, col_id, lse, count,
+         prob) = ctx.saved_tensors
         if torch.is_grad_enabled():
             # create_graph=True: a differentiable (dense) recomputation, so that higher-order
             # gradients are exact rather than silently missing this Function's terms.
@@ -200,13 +229,17 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
         inv_count = count.clamp_min(1.0).reciprocal()
         for r in range(0, q.shape[0], chunk):
             sl = slice(r, r + chunk)
-            logits, _, positive = _block(
-                q[sl], k, scale, None if extra is None else extra[sl],
-                None if row_label is None else row_label[sl], col_label,
-                None if row_id is None else row_id[sl], col_id,
-            )
-            # in place on our own temporaries: one live (chunk × N) buffer plus the mask
-            d = logits.sub_(lse[sl, None]).exp_()
+            if prob is not None:  # dense: the kept softmax (copied: retain_graph may reuse it)
+                d = prob.clone()
+                positive = _masks(extra, row_label, col_label, row_id, col_id)[1]
+            else:
+                logits, _, positive = _block(
+                    q[sl], k, scale, None if extra is None else extra[sl],
+                    None if row_label is None else row_label[sl], col_label,
+                    None if row_id is None else row_id[sl], col_id,
+                )
+                # in place on our own temporaries: one live (chunk × N) buffer plus the mask
+                d = logits.sub_(lse[sl, None]).exp_()
             if positive is not None:
                 d.sub_(positive.to(d.dtype).mul_(inv_count[sl, None]))
             d.mul_(grad[sl, None])
@@ -225,6 +258,11 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
         return dq, dk, ds, de, None, None, None, None, None
 
 
+class _DenseSoftmaxRows(_ChunkedSoftmaxRows):
+    """The dense path (``chunk = 0``): one block, fused; keeps the ``M×N`` softmax for backward
+    instead of autograd's logits and intermediates (fewer passes over the matrix)."""
+
+
 def _softmax_rows(
     q: Tensor, k: Tensor, scale: Tensor, *, extra: Tensor | None = None,
     row_label: Tensor | None = None, col_label: Tensor | None = None,
@@ -233,12 +271,11 @@ def _softmax_rows(
 ) -> tuple[Tensor, Tensor]:
     """Per-row softmax-contrastive loss and positive count, dense or chunked."""
     chunk_size = _resolve_chunk(chunk_size, q.shape[0], k.shape[0])
-    if chunk_size is None:
-        loss, _, count = _rows(q, k, scale, extra, row_label, col_label, row_id, col_id)
-        return loss, count
-    return _ChunkedSoftmaxRows.apply(
+    fn = _ChunkedSoftmaxRows if chunk_size is not None else _DenseSoftmaxRows
+    return fn.apply(
         None if q is k else q, k, scale, extra, None if row_label is col_label else row_label,
-        col_label, None if row_id is col_id else row_id, col_id, chunk_size,
+        col_label, None if row_id is col_id else row_id, col_id,
+        0 if chunk_size is None else chunk_size,
     )
 
 
