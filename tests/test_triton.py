@@ -112,6 +112,13 @@ def test_dispatch_helper_and_import_without_triton() -> None:
         K.triton_linear_cross_entropy(x, torch.zeros(4, 3), torch.tensor([0, 1]))
 
 
+def test_cpu_tensors_without_the_interpreter_raise() -> None:
+    if K.triton is None or torch.cuda.is_available() or K._interpreting():
+        pytest.skip("needs triton installed, no CUDA and no interpreter")
+    with pytest.raises(RuntimeError, match="CUDA tensors"):
+        K.triton_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]))
+
+
 def test_input_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = torch.zeros(4, 5), torch.zeros(4, dtype=torch.long)
     with pytest.raises(LossInputError, match="reduction"):

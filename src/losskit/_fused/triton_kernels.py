@@ -30,7 +30,6 @@ are dropped, so the loss and gradient stay finite.
 # from the real annotation objects.
 
 import functools
-import os
 from typing import Any
 
 import torch
@@ -74,7 +73,9 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
+    # decided when the kernels were defined (TRITON_INTERPRET=1 at import), not by the
+    # environment now
+    return triton is not None and type(_ce_kernel).__name__ == "InterpretedFunction"
 
 
 def cuda_kernels_available() -> bool:
