@@ -18,6 +18,7 @@ from tests.reference import classification_ref as ref
 
 import losskit.functional as LF
 import losskit.losses.classification as C
+import losskit.losses.imbalance as I
 from losskit._core.checks import LossInputError
 
 D = torch.float64
@@ -360,6 +361,11 @@ def _elementwise_cases():
                       lambda z, t: torch.relu(1.0 - t * z), True)
     cases["squared_hinge"] = (lambda z, t, **kw: LF.squared_hinge_loss(z, t, **kw),
                               lambda z, t: torch.relu(1.0 - t * z).square(), True)
+    for gp, gn, clip, eps in [(0.0, 4.0, 0.05, 1e-8), (1.0, 0.5, 0.0, 0.0), (0.5, 2.0, 0.2, 0.05)]:
+        opts = dict(gamma_pos=gp, gamma_neg=gn, clip=clip, eps=eps)
+        cases[f"asymmetric-{gp}-{gn}-{clip}-{eps}"] = (
+            lambda z, t, opts=opts, **kw: LF.asymmetric_loss(z, t, **opts, **kw),
+            lambda z, t, opts=opts: I._asymmetric_reference(z, t, *opts.values()), False)
     return cases
 
 
@@ -410,7 +416,7 @@ def test_fused_hinge_equals_float64_reference(squared):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("name", ["sigmoid_focal-0.25-2.0", "sigmoid_focal-0.7-0.5", "hinge",
-                                  "squared_hinge"])
+                                  "squared_hinge", "asymmetric-0.0-4.0-0.05-1e-08"])
 def test_fused_elementwise_half_inputs(name, dtype):
     fast, composed, signed = ELEMENTWISE[name]
     x, t = _focal_case(seed=53)
@@ -432,7 +438,7 @@ def test_fused_elementwise_extremes_equal_reference_and_are_finite(name):
     fast, composed, signed = ELEMENTWISE[name]
     x, t = _focal_case(seed=59, scale=1e4)
     t = _targets(t, signed)
-    if not signed:  # ±inf logits: finite where the reference is
+    if name.startswith("sigmoid_focal"):  # ±inf logits: finite, as the reference
         x[0, :2] = torch.tensor([float("inf"), float("-inf")], dtype=D)
         t[0, :2] = torch.tensor([1.0, 0.0], dtype=D)
     va, ga = _value_and_grad(lambda z: fast(z, t, reduction="none"), x)
@@ -443,7 +449,8 @@ def test_fused_elementwise_extremes_equal_reference_and_are_finite(name):
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("name", ["sigmoid_focal-0.25-2.0", "hinge", "squared_hinge"])
+@pytest.mark.parametrize("name", ["sigmoid_focal-0.25-2.0", "hinge", "squared_hinge",
+                                  "asymmetric-0.0-4.0-0.05-1e-08"])
 def test_fused_elementwise_saves_nothing_beyond_its_inputs(name, reduction):
     fast, composed, signed = ELEMENTWISE[name]
     x, t = _focal_case(shape=(64, 80), dtype=torch.float32)
