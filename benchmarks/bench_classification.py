@@ -5,7 +5,9 @@
   the peak memory of forward+backward in a fresh process; ``inplace_backward=True`` on logits
   produced by an op (as from a model's last layer);
 * ``sigmoid_focal_loss`` vs the torchvision formula written in PyTorch ops and vs
-  ``F.binary_cross_entropy_with_logits`` (the floor: one fused elementwise loss) at 131072 × 80.
+  ``F.binary_cross_entropy_with_logits`` (the floor: one fused elementwise loss) at 131072 × 80;
+* the fused elementwise losses (hinge, squared hinge, asymmetric) vs ``F.mse_loss`` at 1e6
+  elements.
 
 Run: ``.venv/bin/python -m benchmarks.bench_classification [--repeats N]``.
 """
@@ -79,6 +81,17 @@ def main() -> None:
         "losskit sigmoid_focal_loss": lambda z: LF.sigmoid_focal_loss(z, t),
         "F.binary_cross_entropy_with_logits": lambda z: F.binary_cross_entropy_with_logits(z, t),
     }, [x], repeats=args.repeats, warmup=1)
+
+    x = torch.randn(10**6, generator=g)
+    r = torch.randn(10**6, generator=g)
+    pm = torch.sign(r)
+    b = (pm > 0).float()
+    rows += compare("elementwise 1e6", {
+        "F.mse_loss": lambda z: F.mse_loss(z, r),
+        "losskit hinge_loss": lambda z: LF.hinge_loss(z, pm),
+        "losskit squared_hinge_loss": lambda z: LF.squared_hinge_loss(z, pm),
+        "losskit asymmetric_loss": lambda z: LF.asymmetric_loss(z, b),
+    }, [x], repeats=3 * args.repeats, warmup=2)
 
     print(machine())
     print()
