@@ -215,3 +215,11 @@ def test_library_kernel_is_finite_at_extremes(kernel: ElementwiseKernel, params:
         loss = elementwise_loss(kernel, xs, t, params, "none")
         (gx,) = torch.autograd.grad(loss, xs, torch.ones_like(loss))
         assert loss.isfinite().all() and gx.isfinite().all(), (loss, gx)
+
+
+def test_functorch_transforms_take_the_reference() -> None:
+    x, t = _data()
+    per_row = torch.func.vmap(lambda a, b: elementwise_loss(RESIDUAL, a, b, (0.3,), "sum"))(x, t)
+    torch.testing.assert_close(per_row, _expected(x, t, 0.3, "none").sum(1))
+    g = torch.func.grad(lambda a: elementwise_loss(RESIDUAL, a, t, (0.3,), "sum"))(x)
+    torch.testing.assert_close(g, (0.9 * (x - t).abs() + 2) * (x - t))

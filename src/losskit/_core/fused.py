@@ -133,8 +133,8 @@ def _reference_backward(ctx: Any, x: Tensor, t: Tensor, g: Tensor) -> tuple[Tens
 
 def fusable(kernel: ElementwiseKernel, input: Tensor, target: Tensor, params: tuple[Any, ...]) -> bool:
     """Whether the fused path applies (all decided from shapes, dtypes and flags: no sync)."""
-    if torch.compiler.is_compiling():
-        return False
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return False  # compile fuses the reference itself; vmap/grad/jvp need a composable form
     if input.shape != target.shape or input.dtype != target.dtype:
         return False
     if input.dtype not in (torch.float32, torch.float64) or input.numel() == 0:
