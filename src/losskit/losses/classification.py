@@ -932,51 +932,71 @@ def _sigmoid_focal_reference(x: Tensor, t: Tensor, alpha: float, gamma: float) -
     return loss
 
 
-def _focal_parts(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """For a chunk: the logits clamped as in :func:`_bce_logits`, BCE, σ(x) and σ(-x)."""
+def _focal_parts(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """For a chunk: the logits clamped as in :func:`_bce_logits`, BCE, σ(x), and whether the clamp
+    was active. On CPU the clamp is skipped when no logit reaches the bound (reading the chunk's
+    range costs one pass and no device sync; the clamp and its gradient mask cost three)."""
     bound = math.sqrt(torch.finfo(x.dtype).max)
-    xc = x.clamp(-bound, bound)
-    ls = F.logsigmoid(xc)                      # log σ(x)
-    lsn = F.logsigmoid(torch.neg(xc))          # log σ(-x)
-    s, sn = ls.exp(), lsn.exp()
-    # BCE = -(t·log σ(x) + (1-t)·log σ(-x)): both terms ≥ 0, no cancellation
-    bce = lsn.addcmul_(t, ls.sub_(lsn)).neg_()
-    return xc, bce, s, sn
+    clamped = True
+    if x.device.type == "cpu":
+        lo, hi = torch.aminmax(x)
+        clamped = not (-bound <= float(lo) and float(hi) <= bound)
+    xc = x.clamp(-bound, bound) if clamped else x
+    # BCE = max(x, 0) - t·x + log(1 + e^-|x|): the first two terms are exact (0 when t = 1 and
+    # x > 0); the last, with 1 + e^-|x| in (1, 2], is within half an ulp of 1 in absolute terms
+    # (log is markedly cheaper than log1p on CPU and the loss is summed in absolute terms).
+    bce = torch.abs(xc).neg_().exp_().add_(1.0).log_()
+    bce.add_(torch.clamp_min(xc, 0.0)).addcmul_(t, xc, value=-1.0)
+    return xc, bce, torch.sigmoid(xc), clamped
 
 
-def _focal_q(t: Tensor, s: Tensor, sn: Tensor) -> Tensor:
-    # 1 - p_t = σ(x) + t·(σ(-x) - σ(x)), clamped as in the reference
-    return torch.sub(sn, s).mul_(t).add_(s).clamp_min_(torch.finfo(s.dtype).tiny)
+def _focal_q(t: Tensor, p: Tensor) -> Tensor:
+    # 1 - p_t = σ(x) + t - 2t·σ(x), clamped as in the reference (q^(γ-1) stays finite for γ < 1)
+    return torch.addcmul(p, t, p, value=-2.0).add_(t).clamp_min_(torch.finfo(p.dtype).tiny)
 
 
 def _alpha_t(t: Tensor, alpha: float) -> Tensor:
     return torch.mul(t, 2.0 * alpha - 1.0).add_(1.0 - alpha)
 
 
-def _sigmoid_focal_value(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
-    _, loss, s, sn = _focal_parts(x, t)
+def _focal_scaled_bce(x: Tensor, t: Tensor, gamma: float) -> Tensor:
+    _, loss, p, _ = _focal_parts(x, t)
     if gamma != 0:
-        q = _focal_q(t, s, sn)
+        q = _focal_q(t, p)
         loss.mul_(q.square_() if gamma == 2 else q.pow_(gamma))
+    return loss
+
+
+def _sigmoid_focal_value(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
+    loss = _focal_scaled_bce(x, t, gamma)
     return loss.mul_(_alpha_t(t, alpha)) if alpha >= 0 else loss
+
+
+def _sigmoid_focal_total(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
+    loss = _focal_scaled_bce(x, t, gamma)
+    if alpha < 0:
+        return loss.sum()
+    # Σ α_t·ℓ with α_t = (1 - α) + (2α - 1)·t: a sum and a dot product, no α_t tensor
+    return (1.0 - alpha) * loss.sum() + (2.0 * alpha - 1.0) * torch.dot(loss, t)
 
 
 def _sigmoid_focal_grad(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
     # dℓ/dx = α_t·(γ·q^(γ-1)·q'·BCE + q^γ·(σ(x) - t)), q' = σ(x)σ(-x)(1 - 2t); the BCE part
     # passes no gradient where the clamp of _bce_logits is active (|x| beyond sqrt(max)).
-    xc, bce, s, sn = _focal_parts(x, t)
-    d = torch.sub(s, t)
-    d.masked_fill_(xc != x, 0.0)
+    xc, bce, p, clamped = _focal_parts(x, t)
+    d = torch.sub(p, t)
+    if clamped:
+        d.masked_fill_(xc != x, 0.0)
     if gamma != 0:
-        q = _focal_q(t, s, sn)
-        dq = torch.mul(s, sn).mul_(torch.mul(t, -2.0).add_(1.0)).mul_(bce)
+        q = _focal_q(t, p)
+        dq = torch.addcmul(p, p, p, value=-1.0)                 # σ(x)σ(-x)
+        dq.addcmul_(t, dq, value=-2.0).mul_(bce)                 # q'·BCE
         if gamma == 2:
             d.mul_(q).add_(dq, alpha=2.0).mul_(q)
         elif gamma == 1:
             d.mul_(q).add_(dq)
         else:
-            qg1 = q.pow(gamma - 1.0)
-            d.mul_(q).add_(dq, alpha=gamma).mul_(qg1)
+            d.mul_(q).add_(dq, alpha=gamma).mul_(q.pow_(gamma - 1.0))
     return d.mul_(_alpha_t(t, alpha)) if alpha >= 0 else d
 
 
@@ -985,6 +1005,9 @@ _SIGMOID_FOCAL = ElementwiseKernel(
     reference=_sigmoid_focal_reference,
     value=_sigmoid_focal_value,
     grad=_sigmoid_focal_grad,
+    total=_sigmoid_focal_total,
+    examples=((0.25, 2.0), (-1.0, 0.5), (0.7, 1.0), (0.25, 0.0), (0.4, 3.0)),
+    target="unit",
 )
 
 
@@ -1293,6 +1316,7 @@ _HINGE = ElementwiseKernel(
     reference=_hinge_reference,
     value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0),
     grad=_hinge_grad,
+    target="sign",
 )
 
 
@@ -1365,6 +1389,7 @@ _SQUARED_HINGE = ElementwiseKernel(
     reference=lambda x, y: torch.relu(1.0 - y * x).square(),
     value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).square_(),
     grad=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).mul_(y).mul_(-2.0),
+    target="sign",
 )
 
 

@@ -584,6 +584,8 @@ _ASYMMETRIC = ElementwiseKernel(
     reference=_asymmetric_reference,
     value=_asymmetric_reference,
     grad=_asymmetric_grad,
+    examples=((0.0, 4.0, 0.05, 1e-8), (1.0, 2.0, 0.0, 1e-8), (0.5, 3.0, 0.2, 1e-8)),
+    target="binary",
 )
 
 
