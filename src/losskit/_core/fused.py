@@ -37,7 +37,7 @@ from torch import Tensor
 from losskit._core.checks import check_option
 from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, reduce
 
-__all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable"]
+__all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable", "reference_grads", "use_fast_path"]
 
 # Elements per chunk on CPU: with a handful of float32 temporaries per chunk, 2**18 elements keep
 # the working set within the 8 MiB L3 while each op still splits across threads; side by side,
@@ -105,7 +105,11 @@ class _Fused(torch.autograd.Function):
         kernel: ElementwiseKernel = ctx.kernel
         need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if torch.is_grad_enabled():
-            return _reference_backward(ctx, x, t, g) + (None, None, None)
+            def reference(x: Tensor, t: Tensor) -> Tensor:
+                loss = kernel.reference(x, t, *ctx.params)
+                return loss.sum() if ctx.total else loss
+
+            return (*reference_grads(reference, g, (x, t)), None, None, None)
         xf, tf = _flat(x), _flat(t)
         gf = None if ctx.total else _flat(g)
         out = torch.empty_like(xf)
@@ -119,23 +123,29 @@ class _Fused(torch.autograd.Function):
         return (gx if need_x else None), gt, None, None, None
 
 
-def _reference_backward(ctx: Any, x: Tensor, t: Tensor, g: Tensor) -> tuple[Tensor | None, ...]:
-    # Double backward (create_graph=True): differentiate the composed reference instead, so that
-    # second derivatives are recorded by autograd.
-    kernel: ElementwiseKernel = ctx.kernel
-    wrt = [v for v, need in zip((x, t), ctx.needs_input_grad[:2], strict=True) if need]
-    with torch.enable_grad():
-        loss = kernel.reference(x, t, *ctx.params)
-        if ctx.total:
-            loss = loss.sum()
-        grads = iter(torch.autograd.grad(loss, wrt, g, create_graph=True))
-    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:2])
+def use_fast_path() -> bool:
+    """Whether a hand-written autograd Function may run: not under ``torch.compile`` (which
+    fuses the composed form itself) nor under a ``torch.func`` transform (vmap/grad/jvp need a
+    composable form)."""
+    return not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active())
+
+
+def reference_grads(fn: Fn, grad: Tensor, inputs: tuple[Tensor | None, ...]) -> list[Tensor | None]:
+    """Differentiable gradients of ``(fn(*inputs) * grad).sum()``, for the backward of a fast
+    path run with ``create_graph=True``: differentiating the composed form keeps second
+    derivatives exact. Each input is differentiated through an alias (``view_as``), so that only
+    the paths inside ``fn`` count: an input computed from another one is not counted twice."""
+    alias = [t.view_as(t) if t is not None and t.requires_grad else t for t in inputs]
+    total = (fn(*alias) * grad).sum()
+    need = [a for a in alias if a is not None and a.requires_grad]
+    got = iter(torch.autograd.grad(total, need, create_graph=True, allow_unused=True) if need else ())
+    return [next(got) if a is not None and a.requires_grad else None for a in alias]
 
 
 def fusable(kernel: ElementwiseKernel, input: Tensor, target: Tensor, params: tuple[Any, ...]) -> bool:
     """Whether the fused path applies (all decided from shapes, dtypes and flags: no sync)."""
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
-        return False  # compile fuses the reference itself; vmap/grad/jvp need a composable form
+    if not use_fast_path():
+        return False
     if input.shape != target.shape or input.dtype != target.dtype:
         return False
     if input.dtype not in (torch.float32, torch.float64) or input.numel() == 0:

@@ -38,8 +38,9 @@ import torch
 from torch import Tensor
 
 from losskit._core.checks import LossInputError
+from losskit._core.fused import reference_grads
 
-__all__ = ["CHUNK", "index_cross_entropy", "use_fast_path"]
+__all__ = ["CHUNK", "index_cross_entropy"]
 
 # Elements per block of rows on CPU (32 MiB of float32); see the module docstring.
 CHUNK = 2**23
@@ -48,12 +49,6 @@ _softmax = torch.ops.aten._softmax.out
 _log_softmax = torch.ops.aten._log_softmax.out
 
 Reference = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
-
-
-def use_fast_path() -> bool:
-    """Whether eager autograd applies (not under ``torch.compile`` or a ``torch.func`` transform,
-    where the composed path traces and transforms)."""
-    return not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active())
 
 
 def _blocks(x: Tensor) -> range:
@@ -122,9 +117,7 @@ class _IndexCrossEntropy(torch.autograd.Function):
                     "cross_entropy(inplace_backward=True) cannot be differentiated twice: the "
                     "logits are overwritten by the gradient. Fix: drop inplace_backward when "
                     "using create_graph=True.")
-            with torch.enable_grad():
-                loss = ctx.reference(x, target, weight)
-                (gx,) = torch.autograd.grad(loss, x, g, create_graph=True)
+            (gx,) = reference_grads(lambda x: ctx.reference(x, target, weight), g, (x,))
             return (gx,) + none
         eps = ctx.smoothing
         c = x.shape[1]

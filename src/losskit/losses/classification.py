@@ -37,12 +37,12 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
-from losskit._core.fused import ElementwiseKernel, elementwise_loss
+from losskit._core.fused import ElementwiseKernel, elementwise_loss, use_fast_path
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import draw
-from losskit._fused.cross_entropy import index_cross_entropy, use_fast_path
+from losskit._fused.cross_entropy import index_cross_entropy
 
 __all__ = [
     "BCELoss",

@@ -44,6 +44,7 @@ from losskit._core.checks import (
     check_tensor,
     shape_str,
 )
+from losskit._core.fused import reference_grads
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -140,19 +141,6 @@ def _rows(
     return lse - pos, lse, count
 
 
-def _dense_grads(fn: Callable[..., Tensor], grad: Tensor,
-                 inputs: tuple[Tensor | None, ...]) -> list[Tensor | None]:
-    """Differentiable gradients of ``(fn(*inputs) * grad).sum()`` for a backward run with
-    ``create_graph=True``. Each input is differentiated through an alias (``view_as``), so that
-    only the paths inside ``fn`` count: an input computed from another one (InfoNCE's positive
-    logit from the queries) is not differentiated twice."""
-    alias = [t.view_as(t) if t is not None and t.requires_grad else t for t in inputs]
-    total = (fn(*alias) * grad).sum()
-    need = [a for a in alias if a is not None and a.requires_grad]
-    got = iter(torch.autograd.grad(total, need, create_graph=True, allow_unused=True) if need else ())
-    return [next(got) if a is not None and a.requires_grad else None for a in alias]
-
-
 class _ChunkedSoftmaxRows(torch.autograd.Function):
     """:func:`_rows` chunk by chunk; saves the inputs and O(rows) statistics, recomputes the
     logits of each chunk in backward."""
@@ -215,7 +203,7 @@ class _ChunkedSoftmaxRows(torch.autograd.Function):
                 return _rows(k if q is None else q, k, scale, extra, row_label, col_label, row_id,
                              col_id)[0]
 
-            return (*_dense_grads(dense, grad, (q, k, scale, extra)), None, None, None, None, None)
+            return (*reference_grads(dense, grad, (q, k, scale, extra)), None, None, None, None, None)
         q = k if q is None else q
         chunk = ctx.chunk
         # Gradients with respect to the unscaled products q kᵀ, scaled once at the end:
@@ -311,7 +299,7 @@ class _ChunkedSigmoidRows(torch.autograd.Function):
             def dense(q: Tensor, k: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
                 return -F.logsigmoid(_sigmoid_block(q, k, scale, bias, rows, col_label)[0]).sum(1)
 
-            return (*_dense_grads(dense, grad, (q, k, scale, bias)), None, None, None)
+            return (*reference_grads(dense, grad, (q, k, scale, bias)), None, None, None)
         # as in _ChunkedSoftmaxRows.backward: products unscaled, scaled once at the end
         dq, dk = torch.empty_like(q), torch.zeros_like(k)
         ds = torch.zeros((), dtype=q.dtype, device=q.device)
