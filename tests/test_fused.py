@@ -223,3 +223,38 @@ def test_functorch_transforms_take_the_reference() -> None:
     torch.testing.assert_close(per_row, _expected(x, t, 0.3, "none").sum(1))
     g = torch.func.grad(lambda a: elementwise_loss(RESIDUAL, a, t, (0.3,), "sum"))(x)
     torch.testing.assert_close(g, (0.9 * (x - t).abs() + 2) * (x - t))
+
+
+# ------------------------------------------------------------------ numeric building blocks
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_logistic_parts_match_the_definitions(dtype: torch.dtype) -> None:
+    tiny = torch.finfo(dtype).tiny
+    x = torch.tensor([-float("inf"), -1e4, -80.0, -30.0, -17.0, -1.0, -tiny / 4, -tiny, 0.0, tiny / 4,
+                      tiny, 1e-30, 1.0, 17.0, 30.0, 80.0, 1e4, float("inf")], dtype=dtype)
+    e, r, lg, p = fused.logistic_parts(x)
+    pn = fused.sigmoid_from_parts(x, e, r, negate=True)
+    # float64 references written from the definitions
+    xd = x.double()
+    ed = torch.exp(-xd.abs())
+    sig = torch.where(xd >= 0, 1.0 / (1.0 + ed), ed / (1.0 + ed))
+    sig_neg = torch.where(xd >= 0, ed / (1.0 + ed), 1.0 / (1.0 + ed))
+    rtol = 2e-7 if dtype == torch.float32 else 1e-15
+    for got, want in ((e, ed), (r, 1.0 / (1.0 + ed)), (p, sig), (pn, sig_neg)):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.double(), want, rtol=rtol, atol=0.0)
+    # log(1 + e) rather than log1p: exact to an ulp of 1 in absolute terms (what a sum needs)
+    torch.testing.assert_close(lg.double(), torch.log1p(ed), rtol=rtol, atol=torch.finfo(dtype).eps)
+    # relative accuracy deep in both tails (no 1 - σ cancellation) and the exact product identity
+    assert p[2] > 0 and pn[-3] > 0
+    torch.testing.assert_close((e * r * r).double(), sig * sig_neg, rtol=4 * rtol, atol=0.0)
+    torch.testing.assert_close(p.double(), torch.sigmoid(xd), rtol=rtol, atol=0.0)
+
+
+def test_power_is_pow_for_every_exponent_kind() -> None:
+    q = torch.tensor([0.0, 1e-30, 1e-5, 0.3, 1.0, 2.5, 1e3], dtype=torch.float64)
+    for k in (0.0, 1.0, 2.0, 3.0, 4.0, 0.5, 1.7, 2.5, 6.0):
+        got = fused.power_(q.clone(), k)
+        torch.testing.assert_close(got, torch.pow(q, k), rtol=1e-13, atol=0.0)
+    assert fused.power_(q.clone(), -0.5)[0] == float("inf")  # 0^-k: as pow, infinite

@@ -361,7 +361,8 @@ def _elementwise_cases():
                       lambda z, t: torch.relu(1.0 - t * z), True)
     cases["squared_hinge"] = (lambda z, t, **kw: LF.squared_hinge_loss(z, t, **kw),
                               lambda z, t: torch.relu(1.0 - t * z).square(), True)
-    for gp, gn, clip, eps in [(0.0, 4.0, 0.05, 1e-8), (1.0, 0.5, 0.0, 0.0), (0.5, 2.0, 0.2, 0.05)]:
+    for gp, gn, clip, eps in [(0.0, 4.0, 0.05, 1e-8), (1.0, 0.5, 0.0, 0.0), (0.5, 2.0, 0.2, 0.05),
+                              (2.0, 1.0, 0.1, 1e-8), (0.0, 0.0, 0.1, 1e-8), (0.0, 0.7, 0.05, 0.0)]:
         opts = dict(gamma_pos=gp, gamma_neg=gn, clip=clip, eps=eps)
         cases[f"asymmetric-{gp}-{gn}-{clip}-{eps}"] = (
             lambda z, t, opts=opts, **kw: LF.asymmetric_loss(z, t, **opts, **kw),
@@ -446,6 +447,19 @@ def test_fused_elementwise_extremes_equal_reference_and_are_finite(name):
     assert torch.isfinite(va).all() and torch.isfinite(ga).all()
     torch.testing.assert_close(va, vb, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+def test_fused_elementwise_equals_reference_through_the_saturation_band(name):
+    # logits of ±10…±40: σ rounds to 0/1 in float32, the ASL log clamps at log(1e-8) ≈ -18.4
+    # switch on, the focal factor underflows: each piece of the fused gradient meets its edge
+    fast, composed, signed = ELEMENTWISE[name]
+    x = torch.linspace(-40.0, 40.0, 161, dtype=D).repeat(2, 1)
+    t = _targets(torch.tensor([[1.0], [0.0]], dtype=D).expand_as(x).contiguous(), signed)
+    va, ga = _value_and_grad(lambda z: fast(z, t, reduction="none"), x)
+    vb, gb = _value_and_grad(lambda z: composed(z, t), x)
+    torch.testing.assert_close(va, vb, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

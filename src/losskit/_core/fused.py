@@ -37,7 +37,8 @@ from torch import Tensor
 from losskit._core.checks import check_option
 from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, reduce
 
-__all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable", "reference_grads", "use_fast_path"]
+__all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable", "logistic_parts", "reference_grads",
+           "power_", "sigmoid_from_parts", "use_fast_path"]
 
 # Elements per chunk on CPU: with a handful of float32 temporaries per chunk, 2**18 elements keep
 # the working set within the 8 MiB L3 while each op still splits across threads; side by side,
@@ -73,6 +74,51 @@ def _chunks(n: int, device: torch.device) -> range:
 
 def _flat(t: Tensor) -> Tensor:
     return t.reshape(-1)
+
+
+# x·2¹²⁶ is ≥ 1 for every positive normal float32/float64 and ≤ -1 for every negative one, so
+# clamp(x·2¹²⁶, 0, 1) is the step [x > 0] except on subnormals, where e^-|x| rounds to 1.
+_STEP_SCALE = 2.0**126
+
+
+def logistic_parts(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(e, r, lg, p)`` for a chunk of logits: ``e = e^-|x|``, ``r = σ(|x|) = 1/(1+e)``,
+    ``lg = log(1+e)`` (so ``softplus(x) = max(x, 0) + lg`` and ``logsigmoid(x) = min(x, 0) - lg``)
+    and ``p = σ(x)``, from one exp and one log, for losses that need several of σ(±x),
+    logsigmoid(±x) and σ(x)σ(-x) (``= e·r²`` exactly), each of which torch would compute with a
+    transcendental pass of its own. Four fresh tensors; ``x`` is not touched. ±inf give σ = 1/0
+    and ``lg = 0``."""
+    e = torch.abs(x).neg_().exp_()
+    lg = torch.add(e, 1.0)
+    r = torch.reciprocal(lg)
+    lg.log_()
+    return e, r, lg, sigmoid_from_parts(x, e, r)
+
+
+def sigmoid_from_parts(x: Tensor, e: Tensor, r: Tensor, negate: bool = False) -> Tensor:
+    """σ(x) (σ(-x) with ``negate``) from :func:`logistic_parts`' ``e`` and ``r``: ``r`` on the
+    positive side, ``e·r`` on the negative one (no cancellation on either), selected as
+    ``r·max(e, [±x > 0])`` with float ops (on CPU a boolean mask and ``where`` cost more than
+    the exp they would save)."""
+    p = torch.mul(x, -_STEP_SCALE if negate else _STEP_SCALE).clamp_(0.0, 1.0)
+    return torch.maximum(p, e, out=p).mul_(r)
+
+
+def power_(q: Tensor, k: float) -> Tensor:
+    """``q ← q^k`` in place for ``q ≥ 0``: products for k = 1, 2, 3, 4, else ``exp(k·log q)``
+    (on CPU ``pow_`` with a float exponent is several times slower than an exp and a log).
+    ``0^k`` stays 0 for k > 0; ``q^0`` is 1, as for ``torch.pow``."""
+    if k == 0:
+        return q.fill_(1.0)
+    if k == 1:
+        return q
+    if k == 2:
+        return q.square_()
+    if k == 3:
+        return q.mul_(q.square())
+    if k == 4:
+        return q.square_().square_()
+    return q.log_().mul_(k).exp_()
 
 
 class _Fused(torch.autograd.Function):

@@ -37,7 +37,7 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
-from losskit._core.fused import ElementwiseKernel, elementwise_loss, use_fast_path
+from losskit._core.fused import ElementwiseKernel, elementwise_loss, power_, use_fast_path
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -933,26 +933,24 @@ def _sigmoid_focal_reference(x: Tensor, t: Tensor, alpha: float, gamma: float) -
 
 
 def _focal_parts(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, bool]:
-    """For a chunk: the logits clamped as in :func:`_bce_logits`, BCE, σ(x), and whether the clamp
-    was active. On CPU the clamp is skipped when no logit reaches the bound (reading the chunk's
-    range costs one pass and no device sync; the clamp and its gradient mask cost three)."""
+    """For a chunk: the logits clamped as in :func:`_bce_logits`, BCE (PyTorch's kernel, one
+    pass), σ(x), and whether the clamp was active. On CPU the clamp is skipped when no logit
+    reaches the bound (reading the chunk's range costs one pass and no device sync; the clamp
+    and its gradient mask cost three)."""
     bound = math.sqrt(torch.finfo(x.dtype).max)
     clamped = True
     if x.device.type == "cpu":
         lo, hi = torch.aminmax(x)
         clamped = not (-bound <= float(lo) and float(hi) <= bound)
     xc = x.clamp(-bound, bound) if clamped else x
-    # BCE = max(x, 0) - t·x + log(1 + e^-|x|): the first two terms are exact (0 when t = 1 and
-    # x > 0); the last, with 1 + e^-|x| in (1, 2], is within half an ulp of 1 in absolute terms
-    # (log is markedly cheaper than log1p on CPU and the loss is summed in absolute terms).
-    bce = torch.abs(xc).neg_().exp_().add_(1.0).log_()
-    bce.add_(torch.clamp_min(xc, 0.0)).addcmul_(t, xc, value=-1.0)
+    bce = F.binary_cross_entropy_with_logits(xc, t, reduction="none")
     return xc, bce, torch.sigmoid(xc), clamped
 
 
-def _focal_q(t: Tensor, p: Tensor) -> Tensor:
-    # 1 - p_t = σ(x) + t - 2t·σ(x), clamped as in the reference (q^(γ-1) stays finite for γ < 1)
-    return torch.addcmul(p, t, p, value=-2.0).add_(t).clamp_min_(torch.finfo(p.dtype).tiny)
+def _focal_q(t: Tensor, p: Tensor, gamma: float) -> Tensor:
+    # 1 - p_t = σ(x) + t - 2t·σ(x); for γ < 1 clamped as in the reference (q^(γ-1) stays finite)
+    q = torch.addcmul(p, t, p, value=-2.0).add_(t)
+    return q.clamp_min_(torch.finfo(p.dtype).tiny) if gamma < 1 else q
 
 
 def _alpha_t(t: Tensor, alpha: float) -> Tensor:
@@ -962,8 +960,8 @@ def _alpha_t(t: Tensor, alpha: float) -> Tensor:
 def _focal_scaled_bce(x: Tensor, t: Tensor, gamma: float) -> Tensor:
     _, loss, p, _ = _focal_parts(x, t)
     if gamma != 0:
-        q = _focal_q(t, p)
-        loss.mul_(q.square_() if gamma == 2 else q.pow_(gamma))
+        q = _focal_q(t, p, gamma)
+        loss.mul_(power_(q, gamma))
     return loss
 
 
@@ -988,16 +986,19 @@ def _sigmoid_focal_grad(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Ten
     if clamped:
         d.masked_fill_(xc != x, 0.0)
     if gamma != 0:
-        q = _focal_q(t, p)
-        dq = torch.addcmul(p, p, p, value=-1.0)                 # σ(x)σ(-x)
-        dq.addcmul_(t, dq, value=-2.0).mul_(bce)                 # q'·BCE
+        q = _focal_q(t, p, gamma)
+        dq = torch.ops.aten.sigmoid_backward(bce, p)            # BCE·σ(x)σ(-x), one pass
+        dq.addcmul_(t, dq, value=-2.0)                          # q'·BCE
         if gamma == 2:
             d.mul_(q).add_(dq, alpha=2.0).mul_(q)
         elif gamma == 1:
             d.mul_(q).add_(dq)
         else:
-            d.mul_(q).add_(dq, alpha=gamma).mul_(q.pow_(gamma - 1.0))
-    return d.mul_(_alpha_t(t, alpha)) if alpha >= 0 else d
+            d.mul_(q).add_(dq, alpha=gamma).mul_(power_(q, gamma - 1.0))
+    if alpha < 0:
+        return d
+    # α_t·d = (1 - α)·d + (2α - 1)·t·d
+    return torch.mul(d, 1.0 - alpha).addcmul_(t, d, value=2.0 * alpha - 1.0)
 
 
 _SIGMOID_FOCAL = ElementwiseKernel(

@@ -30,7 +30,13 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
-from losskit._core.fused import ElementwiseKernel, elementwise_loss
+from losskit._core.fused import (
+    ElementwiseKernel,
+    elementwise_loss,
+    logistic_parts,
+    power_,
+    sigmoid_from_parts,
+)
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -540,51 +546,107 @@ def _asymmetric_reference(input: Tensor, target: Tensor, gamma_pos: float, gamma
     return -(target * pos + (1.0 - target) * neg)
 
 
+# [v ≥ floor] as 0./1. floats without a boolean mask (slow on CPU): (v - floor)·2⁶⁰ is exact near
+# the floor and at least one ulp·2⁶⁰ ≫ 1 in magnitude elsewhere, so +1 and a clamp give the step.
+_STEP = 2.0**60
+
+
+def _at_least(v: Tensor, floor: float) -> Tensor:
+    return torch.mul(v, _STEP).sub_(floor * _STEP).add_(1.0).clamp_(0.0, 1.0)
+
+
+def _asymmetric_logs(x: Tensor, clip: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """For a chunk: σ(x), σ(-x), σ(x)σ(-x), logsigmoid(x), ``u = σ(-x) + m`` and log(1 - p_m) =
+    log min(u, 1) (``logsigmoid(-x)`` when m = 0), from one exp and one log (two with m > 0)."""
+    e, r, lg, s = logistic_parts(x)
+    sn = sigmoid_from_parts(x, e, r, negate=True)
+    ss = e.mul_(r).mul_(r)
+    log_p = torch.clamp_max(x, 0.0).sub_(lg)
+    if clip > 0:
+        u = torch.add(sn, clip)
+        log_q = torch.clamp_max(u, 1.0).log_()
+    else:
+        u = sn
+        log_q = torch.clamp_min(x, 0.0).neg_().sub_(lg)
+    return s, sn, ss, log_p, u, log_q
+
+
+def _asymmetric_parts(x: Tensor, gamma_pos: float, gamma_neg: float, clip: float,
+                      eps: float) -> tuple[Tensor, Tensor]:
+    """The positive and negative terms ``(1-p)^γ₊ log p`` and ``p_m^γ₋ log(1 - p_m)``."""
+    s, sn, _, log_p, _, log_q = _asymmetric_logs(x, clip)
+    if eps > 0:
+        log_p.clamp_min_(math.log(eps))
+        if clip < eps:  # log(1 - p_m) ≥ log m otherwise
+            log_q.clamp_min_(math.log(eps))
+    pos = log_p if gamma_pos == 0 else log_p.mul_(power_(sn, gamma_pos))
+    if gamma_neg == 0:
+        return pos, log_q
+    base = s.sub_(clip).clamp_min_(0.0) if clip > 0 else s
+    return pos, log_q.mul_(power_(base, gamma_neg))
+
+
+def _asymmetric_value(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, clip: float,
+                      eps: float) -> Tensor:
+    pos, neg = _asymmetric_parts(x, gamma_pos, gamma_neg, clip, eps)
+    return pos.sub_(neg).mul_(t).add_(neg).neg_()  # -(t·pos + (1-t)·neg)
+
+
+def _asymmetric_total(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, clip: float,
+                      eps: float) -> Tensor:
+    pos, neg = _asymmetric_parts(x, gamma_pos, gamma_neg, clip, eps)
+    return -(neg.sum() + torch.dot(pos.sub_(neg), t))
+
+
 def _asymmetric_grad(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, clip: float,
                      eps: float) -> Tensor:
-    # ℓ = -(t·σ(-x)^γ₊·log p + (1-t)·f(p)·log q): the product rule on each factor, each clamp
+    # ℓ = -(t·(1-p)^γ₊·log p + (1-t)·f(p)·log q): the product rule on each factor, each clamp
     # passing no gradient where it is active (as autograd does through the reference).
-    s, sn = torch.sigmoid(x), torch.sigmoid(-x)
-    log_p = F.logsigmoid(x)
-    dlog_p = sn
+    s, sn, ss, log_p, u, log_q = _asymmetric_logs(x, clip)
     floor = math.log(eps) if eps > 0 else None
+    dlog_p = sn
     if floor is not None:
-        dlog_p = torch.where(log_p >= floor, sn, 0.0)
-        log_p = log_p.clamp(min=floor)
+        dlog_p = _at_least(log_p, floor).mul_(sn)
+        log_p.clamp_min_(floor)
     if gamma_pos == 0:
         dpos = dlog_p
     else:
-        dpos = torch.exp(gamma_pos * F.logsigmoid(-x)) * (dlog_p - gamma_pos * s * log_p)
+        dpos = torch.addcmul(dlog_p, s, log_p, value=-gamma_pos).mul_(power_(sn.clone(), gamma_pos))
     if clip > 0:
-        u = sn + clip
-        log_q = torch.log(u.clamp(max=1.0))
-        dlog_q = torch.where(u <= 1.0, -s * sn / u, 0.0)
+        dlog_q = torch.div(ss, u).neg_()              # d/dx log(σ(-x) + m) = -σσ'/u
+        if gamma_neg == 0:                           # where u > 1 the clamp at 1 is active
+            dlog_q.mul_(_at_least(u.neg(), -1.0))    # (with γ₋ > 0 the factor p_m^γ₋ is 0 there)
     else:
-        log_q = F.logsigmoid(-x)
-        dlog_q = -s
-    if floor is not None:
-        dlog_q = torch.where(log_q >= floor, dlog_q, 0.0)
-        log_q = log_q.clamp(min=floor)
+        dlog_q = s.neg()
+    if floor is not None and clip < eps:
+        dlog_q.mul_(_at_least(log_q, floor))
+        log_q.clamp_min_(floor)
     if gamma_neg == 0:
         dneg = dlog_q
     elif clip > 0:
-        p_m = (s - clip).clamp(min=0.0)
-        live = p_m > 0
-        safe = torch.where(live, p_m, 1.0)
-        factor = torch.where(live, safe.pow(gamma_neg), 0.0)
-        dfactor = torch.where(live, gamma_neg * safe.pow(gamma_neg - 1.0) * s * sn, 0.0)
-        dneg = factor * dlog_q + dfactor * log_q
+        p_m = torch.sub(s, clip).clamp_min_(0.0)
+        factor = power_(p_m.clone(), gamma_neg)
+        if gamma_neg > 1:   # d/dp p^γ = γ·p^(γ-1) is 0 at p_m = 0
+            dfactor = power_(p_m, gamma_neg - 1.0)
+        else:               # ... and 1 (γ = 1) or infinite (γ < 1) there: the reference's where
+            live = torch.mul(p_m, 2.0**126).clamp_(0.0, 1.0)
+            safe = torch.sub(1.0, live).add_(p_m)  # p_m where live, else 1 (exact either way)
+            dfactor = power_(safe, gamma_neg - 1.0).mul_(live)
+        dfactor.mul_(ss).mul_(gamma_neg)
+        dneg = factor.mul_(dlog_q).addcmul_(dfactor, log_q)
     else:
-        dneg = torch.exp(gamma_neg * F.logsigmoid(x)) * (dlog_q + gamma_neg * sn * log_q)
-    return -(t * dpos + (1.0 - t) * dneg)
+        dneg = torch.addcmul(dlog_q, sn, log_q, value=gamma_neg).mul_(power_(s, gamma_neg))
+    return dpos.sub(dneg).mul_(t).add_(dneg).neg_()  # -(t·dpos + (1-t)·dneg)
 
 
 _ASYMMETRIC = ElementwiseKernel(
     "asymmetric",
     reference=_asymmetric_reference,
-    value=_asymmetric_reference,
+    value=_asymmetric_value,
     grad=_asymmetric_grad,
-    examples=((0.0, 4.0, 0.05, 1e-8), (1.0, 2.0, 0.0, 1e-8), (0.5, 3.0, 0.2, 1e-8)),
+    total=_asymmetric_total,
+    examples=((0.0, 4.0, 0.05, 1e-8), (1.0, 2.0, 0.0, 1e-8), (0.5, 3.0, 0.2, 1e-8), (2.0, 1.0, 0.1, 0.0),
+              (0.0, 0.5, 0.05, 1e-8), (1.5, 0.0, 0.1, 1e-8), (0.0, 2.5, 0.0, 0.0), (0.3, 0.7, 0.0, 1e-8)),
     target="binary",
 )
 

@@ -1,6 +1,6 @@
 """Cross-entropy of a linear head, ``hidden @ weight.T + bias``, without materialising the
 N×V logits: the tokens are processed in chunks of ``chunk_size`` rows through one reused
-``chunk × V`` buffer (softmax and gradient formed in place in it), so one chunk of logits
+``V × chunk`` buffer (softmax and gradient formed in place in it), so one chunk of logits
 exists at any time.
 
 * ``reduction="mean"``/``"sum"`` with gradients wanted (the training case): one pass. Each
@@ -59,52 +59,54 @@ def _chunk_rows(n: int, vocab: int, chunk_size: int | None) -> int:
 
 def _logits_into(z: Tensor, th: Tensor | None, x: Tensor, w: Tensor, b: Tensor | None,
                  softcap: float | None) -> None:
-    """``z ← x Wᵀ + b`` in place (soft-capped, with ``th ← tanh(z/c)`` kept for the gradient)."""
+    """``z ← W xᵀ + b`` in place, one column per token (soft-capped, with ``th ← tanh(z/c)``
+    kept for the gradient)."""
     if b is None:
-        z.addmm_(x, w.T, beta=0)  # beta=0: z's old contents are ignored, NaN included
+        z.addmm_(w, x.T, beta=0)  # beta=0: z's old contents are ignored, NaN included
     else:
-        z.copy_(b.expand_as(z)).addmm_(x, w.T)
+        z.copy_(b.unsqueeze(1).expand_as(z)).addmm_(w, x.T)
     if th is not None and softcap is not None:
         th.copy_(z).div_(softcap).tanh_()
         z.copy_(th).mul_(softcap)
 
 
-def _grad_rows(z: Tensor, th: Tensor | None, t: Tensor, s: Tensor, eps: float, c: Tensor | None) -> None:
-    """Turn ``z = s·softmax`` (row sums ``s``) in place into ``s·∂ℓ/∂z_pre`` of the unit loss
+def _grad_columns(z: Tensor, th: Tensor | None, t: Tensor, s: Tensor, eps: float, c: Tensor | None) -> None:
+    """Turn ``z = s·softmax`` (column sums ``s``) in place into ``s·∂ℓ/∂z_pre`` of the unit loss
     ``(1-ε)·nll + ε·smooth + λ·lse²``: ``c·e - s·ε/V - s·(1-ε)·onehot(t)`` with ``c = 1 + 2λ·lse``,
-    times ``1 - tanh²`` when soft-capped. The caller scales row i by ``rᵢ`` (through the matrix
-    products, not here)."""
+    times ``1 - tanh²`` when soft-capped. The caller scales column i by ``rᵢ`` (through the
+    matrix products, not here)."""
     if c is not None:
-        z.mul_(c.unsqueeze(1))
+        z.mul_(c)
     if eps != 0:
-        z.sub_((s * (eps / z.shape[1])).unsqueeze(1))
-    z.scatter_add_(1, t.unsqueeze(1), (s * -(1.0 - eps)).unsqueeze(1))
+        z.sub_(s * (eps / z.shape[0]))
+    z.scatter_add_(0, t.unsqueeze(0), (s * -(1.0 - eps)).unsqueeze(0))
     if th is not None:
         z.mul_(th.square_().neg_().add_(1.0))
 
 
 def _accumulate(z: Tensor, r: Tensor, x: Tensor, w: Tensor, gx: Tensor | None, gw: Tensor | None,
                 gb: Tensor | None, first: bool) -> None:
-    """Add one chunk's gradient, ``diag(r)·z`` with respect to the pre-softcap logits, into
-    ``gx`` (the chunk's rows), ``gw`` and ``gb``: two matrix products and a matrix-vector one."""
+    """Add one chunk's gradient, ``z·diag(r)`` with respect to the pre-softcap logits (one
+    column per token), into ``gx`` (the chunk's rows), ``gw`` and ``gb``: two matrix products
+    and a matrix-vector one."""
     beta = 0.0 if first else 1.0
     if gx is not None:
-        gx.addmm_(z, w, beta=0).mul_(r.unsqueeze(1))
+        gx.addmm_(z.T, w, beta=0).mul_(r.unsqueeze(1))
     if gw is not None:
-        gw.addmm_(z.T, x * r.unsqueeze(1), beta=beta)
+        gw.addmm_(z, x * r.unsqueeze(1), beta=beta)
     if gb is not None:
-        gb.addmv_(z.T, r, beta=beta)
+        gb.addmv_(z, r, beta=beta)
 
 
 def _chunk_stats(z: Tensor, t: Tensor, keep: Tensor, eps: float,
                  z_loss: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-token loss, log-sum-exp and row sum ``s`` of one chunk of logits; leaves
-    ``z ← exp(z - max)`` (so ``z / s`` is the softmax)."""
-    zy = z.gather(1, t.unsqueeze(1)).squeeze(1)
-    zbar = z.mean(dim=1) if eps != 0 else None
-    m = z.amax(dim=1)
-    z.sub_(m.unsqueeze(1)).exp_()
-    s = z.sum(dim=1)
+    """Per-token loss, log-sum-exp and column sum ``s`` of one chunk of logits (V × tokens);
+    leaves ``z ← exp(z - max)`` (so ``z / s`` is the softmax)."""
+    zy = z.gather(0, t.unsqueeze(0)).squeeze(0)
+    zbar = z.mean(dim=0) if eps != 0 else None
+    m = z.amax(dim=0)
+    z.sub_(m).exp_()
+    s = z.sum(dim=0)
     lse = m + s.log()
     loss = lse - zy
     if zbar is not None:
@@ -114,6 +116,25 @@ def _chunk_stats(z: Tensor, t: Tensor, keep: Tensor, eps: float,
     return torch.where(keep, loss, loss.new_zeros(())), lse, s
 
 
+def _buffers(xa: Tensor, wa: Tensor, ba: Tensor | None, rows: int, softcap: float | None,
+             need: tuple[bool, bool, bool]) -> tuple[Tensor, Tensor | None, Tensor | None,
+                                                     Tensor | None, Tensor | None]:
+    """The flat logits buffer (``softcap``: and its tanh twin) and the gradient outputs."""
+    n, vocab = xa.shape[0], wa.shape[0]
+    z_buf = xa.new_empty(vocab * min(rows, n))
+    th_buf = None if softcap is None else torch.empty_like(z_buf)
+    gx = torch.empty_like(xa) if need[0] else None
+    gw = (torch.empty_like(wa) if n else torch.zeros_like(wa)) if need[1] else None
+    gb = None if ba is None or not need[2] else (torch.empty_like(ba) if n else torch.zeros_like(ba))
+    return z_buf, th_buf, gx, gw, gb
+
+
+def _columns(buf: Tensor, vocab: int, k: int) -> Tensor:
+    # V × k logits of a k-token chunk, contiguous, in the front of the flat buffer: the matrix
+    # products then see V as their long dimension, which measured faster on CPU than k × V.
+    return buf[: vocab * k].view(vocab, k)
+
+
 def _chunked_pass(xa: Tensor, wa: Tensor, ba: Tensor | None, ts: Tensor, keep: Tensor, eps: float,
                   z_loss: float, softcap: float | None, rows: int, need: tuple[bool, bool, bool]
                   ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
@@ -121,22 +142,18 @@ def _chunked_pass(xa: Tensor, wa: Tensor, ba: Tensor | None, ts: Tensor, keep: T
     that is set, the gradient of ``Σ_kept ℓ`` with respect to hidden, weight and bias (three
     matrix products per chunk in all, one chunk of logits alive)."""
     n, vocab = xa.shape[0], wa.shape[0]
-    z_buf = xa.new_empty((min(rows, n), vocab))
-    th_buf = None if softcap is None else torch.empty_like(z_buf)
-    gx = torch.empty_like(xa) if need[0] else None
-    gw = (torch.empty_like(wa) if n else torch.zeros_like(wa)) if need[1] else None
-    gb = None if ba is None or not need[2] else (torch.empty_like(ba) if n else torch.zeros_like(ba))
+    z_buf, th_buf, gx, gw, gb = _buffers(xa, wa, ba, rows, softcap, need)
     losses, lses = [], []
     for s0 in range(0, n, rows):
         e0 = min(s0 + rows, n)
-        z = z_buf[: e0 - s0]
-        th = None if th_buf is None else th_buf[: e0 - s0]
+        z = _columns(z_buf, vocab, e0 - s0)
+        th = None if th_buf is None else _columns(th_buf, vocab, e0 - s0)
         _logits_into(z, th, xa[s0:e0], wa, ba, softcap)
         loss, lse, s = _chunk_stats(z, ts[s0:e0], keep[s0:e0], eps, z_loss)
         losses.append(loss)
         lses.append(lse)
         if any(need):
-            _grad_rows(z, th, ts[s0:e0], s, eps, None if z_loss == 0 else 1.0 + 2.0 * z_loss * lse)
+            _grad_columns(z, th, ts[s0:e0], s, eps, None if z_loss == 0 else 1.0 + 2.0 * z_loss * lse)
             r = keep[s0:e0].to(s.dtype) / s
             _accumulate(z, r, xa[s0:e0], wa, None if gx is None else gx[s0:e0], gw, gb, s0 == 0)
     out = torch.cat(losses) if losses else xa.new_zeros((0,))
@@ -150,21 +167,17 @@ def _recompute_grads(xa: Tensor, wa: Tensor, ba: Tensor | None, ts: Tensor, keep
     """Gradients of ``Σ gᵢ ℓᵢ`` for an arbitrary per-token ``g`` (``reduction="none"``): each
     chunk's logits are recomputed from the saved log-sum-exp (four matrix products in all)."""
     n, vocab = xa.shape[0], wa.shape[0]
-    z_buf = xa.new_empty((min(rows, n), vocab))
-    th_buf = None if softcap is None else torch.empty_like(z_buf)
-    gx = torch.empty_like(xa) if need[0] else None
-    gw = (torch.empty_like(wa) if n else torch.zeros_like(wa)) if need[1] else None
-    gb = None if ba is None or not need[2] else (torch.empty_like(ba) if n else torch.zeros_like(ba))
+    z_buf, th_buf, gx, gw, gb = _buffers(xa, wa, ba, rows, softcap, need)
     ga = g.to(lse.dtype) * keep.to(lse.dtype)
     c = None if z_loss == 0 else 1.0 + 2.0 * z_loss * lse
     ones = lse.new_ones(())
     for s0 in range(0, n, rows):
         e0 = min(s0 + rows, n)
-        z = z_buf[: e0 - s0]
-        th = None if th_buf is None else th_buf[: e0 - s0]
+        z = _columns(z_buf, vocab, e0 - s0)
+        th = None if th_buf is None else _columns(th_buf, vocab, e0 - s0)
         _logits_into(z, th, xa[s0:e0], wa, ba, softcap)
-        z.sub_(lse[s0:e0].unsqueeze(1)).exp_()
-        _grad_rows(z, th, ts[s0:e0], ones.expand(e0 - s0), eps, None if c is None else c[s0:e0])
+        z.sub_(lse[s0:e0]).exp_()
+        _grad_columns(z, th, ts[s0:e0], ones.expand(e0 - s0), eps, None if c is None else c[s0:e0])
         _accumulate(z, ga[s0:e0], xa[s0:e0], wa, None if gx is None else gx[s0:e0], gw, gb, s0 == 0)
     return gx, gw, gb
 
