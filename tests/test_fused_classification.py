@@ -256,6 +256,61 @@ def test_fast_cross_entropy_saves_at_most_one_logits_buffer(eps):
     assert theirs_new >= logits_bytes  # PyTorch keeps log_softmax: what the fast path avoids
 
 
+_CE_BASED = {
+    "softmax_focal γ=2": lambda z, t, **kw: LF.softmax_focal_loss(z, t, gamma=2.0, **kw),
+    "softmax_focal γ=0.5 α w": lambda z, t, **kw: LF.softmax_focal_loss(
+        z, t, gamma=0.5, alpha=torch.linspace(0.2, 1.0, K, dtype=z.dtype), weight=W.to(z.dtype), **kw),
+    "poly1 ε=1": lambda z, t, **kw: LF.poly1_cross_entropy(z, t, epsilon=1.0, **kw),
+    "poly1 ε=-0.5": lambda z, t, **kw: LF.poly1_cross_entropy(z, t, epsilon=-0.5, **kw),
+}
+
+
+@pytest.mark.parametrize("layout", ["2d", "nd", "channels_last"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("name", list(_CE_BASED))
+def test_ce_based_losses_fast_path_equals_composed(name, reduction, layout):
+    # softmax focal and poly-1 with class indices are functions of the per-position NLL: the
+    # low-memory cross-entropy path must give the composed path's values and gradients
+    fn = _CE_BASED[name]
+    gen = _gen(71)
+    tshape, kw = {"2d": ((12,), {}), "nd": ((3, 4, 2), {}),
+                  "channels_last": ((3, 4), {"class_dim": -1})}[layout]
+    t = torch.randint(0, K, tshape, generator=gen)
+    t.view(-1)[1] = -100  # one ignored position
+    last = torch.randn(tshape + (K,), generator=gen, dtype=D) * 3  # built channels-last
+    rows, first = last.view(-1, K), t.view(-1)
+    other = (first.clamp_min(0) + 1) % K  # a non-target class of each position
+    rows[0, other[0]] = 1e4       # saturated against the target
+    rows[2, first[2]] = 1e4       # saturated for the target
+    rows[3, other[3]] = float("-inf")  # a masked class
+    x = last if layout == "channels_last" else last.movedim(-1, 1).contiguous()
+    run = lambda z: fn(z, t, reduction=reduction, **kw)  # noqa: E731
+    va, ga = _value_and_grad(run, x)
+    with composed_path():
+        vb, gb = _value_and_grad(run, x)
+    assert torch.isfinite(va).all() and torch.isfinite(ga).all()
+    torch.testing.assert_close(va, vb, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(_CE_BASED))
+def test_ce_based_losses_save_nothing_logits_sized(name):
+    n, k = 64, 2048
+    x = torch.randn(n, k, requires_grad=True)
+    t = torch.randint(0, K, (n,))
+    fn = _CE_BASED[name]
+    kw = {} if "α" not in name else None
+    if kw is None:  # per-class options sized for k classes
+        alpha, w = torch.rand(k) + 0.1, torch.rand(k) + 0.5
+        run = lambda z, y: LF.softmax_focal_loss(z, y, gamma=0.5, alpha=alpha, weight=w)  # noqa: E731
+    else:
+        run = lambda z, y: fn(z, y)  # noqa: E731
+    saved = _saved_storage_bytes(run, x, t, count_inputs=False)
+    assert saved <= 16 * n * 8  # a few per-row vectors
+    with composed_path():  # the composed form keeps log_softmax: what the fast path avoids
+        assert _saved_storage_bytes(run, x, t, count_inputs=False) >= x.untyped_storage().nbytes()
+
+
 # ----------------------------------------------------------------- inplace_backward semantics
 
 

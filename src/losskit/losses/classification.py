@@ -405,27 +405,38 @@ def cross_entropy(
     fast = use_fast_path() and not (weight is not None and weight.requires_grad)
     if inplace_backward:
         _check_inplace_backward(original, fast)
-    if not fast:
-        loss, den = _hard_ce(x, t, weight, ignore_index, label_smoothing)
-        loss, den = _restore(loss, unbatched), _restore(den, unbatched)
-    else:
-        lead, k, trail = math.prod(input.shape[:dim]), input.shape[dim], math.prod(input.shape[dim + 1:])
-        # the row kernels (and out= buffers) need a contiguous layout: a view when it already is
-        x3 = (input.reshape(lead, k) if trail == 1 else input.reshape(lead, k, trail)).contiguous()
-        t3 = target.reshape(x3.shape[:1] + x3.shape[2:])
-
-        def composed(a: Tensor, b: Tensor, w: Tensor | None) -> Tensor:
-            return _hard_ce(a, b, w, ignore_index, label_smoothing)[0]
-
-        loss = index_cross_entropy(x3, t3, weight, ignore_index, label_smoothing, composed,
-                                   inplace=inplace_backward).reshape(target.shape)
-        valid = target != ignore_index
-        den = valid.to(input.dtype) if weight is None else torch.where(
-            valid, weight[torch.where(valid, target, 0)], weight.new_zeros(()))
+    loss, den = _index_ce(input, target, dim, weight, ignore_index, label_smoothing, fast,
+                          inplace_backward)
     if not weighted_mean and weight is not None:
         den = (target != ignore_index).to(input.dtype)
     return reduce(loss, reduction, denominator=den, sample_weight=sample_weight, mask=mask,
                   normalizer=normalizer, empty=empty)
+
+
+def _index_ce(input: Tensor, target: Tensor, dim: int, weight: Tensor | None, ignore_index: int,
+              label_smoothing: float, fast: bool, inplace: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-position cross-entropy with class-index targets (validated, ``target``'s shape) and the
+    per-position denominator of ``"mean"`` (w[target], or 1; 0 where ignored): the low-memory
+    path when ``fast``, else the composed one."""
+    if not fast:
+        loss, den = _hard_ce(_to_channels_first(input, dim), _index_target(input, target, dim, ignore_index),
+                             weight, ignore_index, label_smoothing)
+        unbatched = input.ndim == 1
+        return _restore(loss, unbatched), _restore(den, unbatched)
+    lead, k, trail = math.prod(input.shape[:dim]), input.shape[dim], math.prod(input.shape[dim + 1:])
+    # the row kernels (and out= buffers) need a contiguous layout: a view when it already is
+    x3 = (input.reshape(lead, k) if trail == 1 else input.reshape(lead, k, trail)).contiguous()
+    t3 = target.reshape(x3.shape[:1] + x3.shape[2:])
+
+    def composed(a: Tensor, b: Tensor, w: Tensor | None) -> Tensor:
+        return _hard_ce(a, b, w, ignore_index, label_smoothing)[0]
+
+    loss = index_cross_entropy(x3, t3, weight, ignore_index, label_smoothing, composed,
+                               inplace=inplace).reshape(target.shape)
+    valid = target != ignore_index
+    den = valid.to(input.dtype) if weight is None else torch.where(
+        valid, weight[torch.where(valid, target, 0)], weight.new_zeros(()))
+    return loss, den
 
 
 def _check_inplace_backward(input: Tensor, fast: bool) -> None:
@@ -1101,23 +1112,25 @@ def softmax_focal_loss(
     num_classes = input.shape[dim]
     weight = _class_vector("weight", weight, num_classes, input)
     alpha = _class_vector("alpha", alpha, num_classes, input)
-    t = _index_target(input, target, dim, ignore_index)
-    x = _to_channels_first(input, dim)
-    valid = t != ignore_index
-    safe_t = torch.where(valid, t, 0)
-    loss, den = _hard_ce(x, t, weight, ignore_index, 0.0)
+    _index_target(input, target, dim, ignore_index)
+    # ℓ is a function of the position's unweighted NLL u = -log p_y alone: -w_y α_y (1-p_y)^γ log p_y
+    # = w_y α_y (-expm1(-u))^γ u, so the low-memory cross-entropy gives u and its gradient
+    # (softmax - onehot) and autograd scales it per position by h'(u): nothing logits-sized is
+    # saved. u is clamped at the smallest normal inside the focal factor, so that the gradient of
+    # the γ < 1 power stays finite where p_y rounds to 1 (u = 0, e.g. a logit of 1e4).
+    fast = use_fast_path() and not any(v is not None and v.requires_grad for v in (weight, alpha))
+    u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, fast)
+    loss = u
     if gamma != 0:
-        lowest = torch.finfo(x.dtype).min
-        xf = x.clamp_min(lowest)  # −inf → the lowest finite value, with a zero gradient
-        classes = torch.arange(num_classes, device=x.device).reshape((1, -1) + (1,) * (x.ndim - 2))
-        others = torch.where(safe_t.unsqueeze(1) == classes, lowest, xf)
-        log_one_minus_p = torch.logsumexp(others, 1) - torch.logsumexp(xf, 1)
-        loss = loss * torch.exp(gamma * log_one_minus_p)
-    if alpha is not None:
-        loss = loss * alpha[safe_t]
-    unbatched = input.ndim == 1
-    return reduce(_restore(loss, unbatched), reduction, denominator=_restore(den, unbatched),
-                         sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+        loss = u * (-torch.expm1(-u.clamp_min(torch.finfo(u.dtype).tiny))) ** gamma
+    safe_t = torch.where(target != ignore_index, target, 0)
+    for per_class in (weight, alpha):
+        if per_class is not None:
+            loss = loss * per_class[safe_t]
+    if weight is not None:
+        den = den * weight[safe_t]
+    return reduce(loss, reduction, denominator=den, sample_weight=sample_weight, mask=mask,
+                  normalizer=normalizer, empty=empty)
 
 
 class SoftmaxFocalLoss(LossModule):
@@ -1192,24 +1205,20 @@ def poly1_cross_entropy(
     check_tensor("target", target)
     check_number("epsilon", epsilon, low=-1.0)
     dim = _class_dim(input, class_dim)
-    x = _to_channels_first(input, dim)
-    logp = torch.log_softmax(x, 1)
-    unbatched = input.ndim == 1
     if target.is_floating_point():
+        logp = torch.log_softmax(_to_channels_first(input, dim), 1)
         t = _to_channels_first(_prob_target(input, target), dim)
         ce = -(t * _finite(logp)).sum(1)
         pt = (t * logp.exp()).sum(1)
-        loss = _restore(ce + epsilon * (1.0 - pt), unbatched)
+        loss = _restore(ce + epsilon * (1.0 - pt), input.ndim == 1)
         return reduce(loss, reduction, sample_weight=sample_weight, mask=mask,
                       normalizer=normalizer, empty=empty)
-    t = _index_target(input, target, dim, ignore_index)
-    valid = t != ignore_index
-    logp_y = logp.gather(1, torch.where(valid, t, 0).unsqueeze(1)).squeeze(1)
-    loss = torch.where(valid, -logp_y + epsilon * (1.0 - logp_y.exp()), logp_y.new_zeros(()))
-    return reduce(_restore(loss, unbatched), reduction,
-                  denominator=_restore(valid.to(x.dtype), unbatched),
-                  sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                         empty=empty)
+    _index_target(input, target, dim, ignore_index)
+    # with class indices ℓ = u + ε(1 - e^{-u}) of the position's NLL u alone: the low-memory
+    # cross-entropy gives u (0 where ignored, where ℓ is then 0 too) and nothing logits-sized is saved
+    u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, use_fast_path())
+    return reduce(u - epsilon * torch.expm1(-u), reduction, denominator=den,
+                  sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
 class Poly1CrossEntropyLoss(LossModule):
