@@ -1066,9 +1066,11 @@ def softmax_focal_loss(
     α/(1-α) positive/negative balance has no softmax counterpart). ``weight`` and
     ``ignore_index`` behave as in :func:`cross_entropy`, and so does ``"mean"`` (÷ Σ w[y] over
     non-ignored positions; alpha is a focal factor and does not enter the denominator), so
-    γ = 0 with ``alpha=None`` is exactly :func:`cross_entropy`. ``log(1 - p_y)`` is computed as
-    ``logsumexp_{c≠y} x_c - logsumexp_c x_c``: finite gradients at saturated or −inf-masked
-    logits for every γ ≥ 0.
+    γ = 0 with ``alpha=None`` is exactly :func:`cross_entropy`. The loss depends on the logits
+    only through the NLL ``u = -log p_y``: it is computed as ``w_y α_y (-expm1(-u))^γ u`` from
+    the low-memory cross-entropy's ``u`` (nothing logits-sized saved for backward), with ``u``
+    clamped at the smallest normal inside the focal factor, so saturated (``u = 0``) and
+    −inf-masked logits give finite gradients for every γ ≥ 0.
 
     Args:
         input: logits ``(N, C, *)`` (class dim ``class_dim``).
