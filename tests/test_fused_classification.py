@@ -544,3 +544,21 @@ def test_fused_sigmoid_focal_gradcheck_and_gradgradcheck():
     y = _targets(t, True)
     assert torch.autograd.gradcheck(lambda z: LF.squared_hinge_loss(z, y), (x,))
     assert torch.autograd.gradgradcheck(lambda z: LF.squared_hinge_loss(z, y, reduction="sum"), (x,))
+
+
+def test_focal_kernel_skips_the_clamp_only_when_every_logit_is_within_it():
+    bound = torch.finfo(torch.float32).max ** 0.5
+    ok = torch.tensor([-1e4, 0.0, 3.0, bound * 0.99])
+    for bad in (float("inf"), -float("inf"), float("nan"), bound * 1.01, -bound * 1.01):
+        assert C._within_bce_bound(torch.cat([ok, torch.tensor([bad])])) == 0.0, bad
+    assert C._within_bce_bound(ok) == 1.0
+    with composed_path():  # no fused kernel to hint: nothing measured, nothing synced
+        assert C._within_bce_bound(ok) == 0.0
+    # beyond the bound the clamped value is what the reference gives (1.8e19-ish, not 1e20)
+    x = torch.tensor([1e20, -1e20, 2.0], requires_grad=True)
+    t = torch.tensor([0.0, 1.0, 1.0])
+    got = LF.sigmoid_focal_loss(x, t, reduction="none")
+    want = C._sigmoid_focal_reference(x.detach(), t, 0.25, 2.0)
+    torch.testing.assert_close(got.detach(), want)
+    (g,) = torch.autograd.grad(got.sum(), x)
+    assert torch.isfinite(g).all() and g[0] == 0 and g[1] == 0  # no gradient through the clamp

@@ -924,12 +924,15 @@ def sigmoid_focal_loss(
     (target,) = as_float32(target)
     target = target.to(input.dtype)
     a = -1.0 if alpha is None else float(alpha)
-    return elementwise_loss(_SIGMOID_FOCAL, input, target, (a, float(gamma)), reduction,
+    return elementwise_loss(_SIGMOID_FOCAL, input, target, (a, float(gamma), _within_bce_bound(input)),
+                            reduction,
                             sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
-def _sigmoid_focal_reference(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
-    """The per-element sigmoid focal loss composed of differentiable ops (``alpha < 0``: none)."""
+def _sigmoid_focal_reference(x: Tensor, t: Tensor, alpha: float, gamma: float,
+                             bounded: float = 0.0) -> Tensor:
+    """The per-element sigmoid focal loss composed of differentiable ops (``alpha < 0``: none;
+    ``bounded`` is the fused kernel's hint, see :func:`_within_bce_bound`, and changes nothing)."""
     loss = _bce_logits(x, t)
     if gamma != 0:
         # 1 - p_t = t·σ(-x) + (1-t)·σ(x): a sum of non-negative terms, so no cancellation (unlike
@@ -943,19 +946,32 @@ def _sigmoid_focal_reference(x: Tensor, t: Tensor, alpha: float, gamma: float) -
     return loss
 
 
-def _focal_parts(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, bool]:
-    """For a chunk: the logits clamped as in :func:`_bce_logits`, BCE (PyTorch's kernel, one
-    pass), σ(x), and whether the clamp was active. On CPU the clamp is skipped when no logit
-    reaches the bound (reading the chunk's range costs one pass and no device sync; the clamp
-    and its gradient mask cost three)."""
+def _within_bce_bound(x: Tensor) -> float:
+    """1.0 when every logit is within the ±sqrt(max) clamp of :func:`_bce_logits`, so the fused
+    focal kernel can skip the clamp and its gradient mask (three passes per chunk); measured once
+    per call, on CPU only, and only where the fused path runs (elsewhere 0.0: clamp)."""
+    if x.device.type != "cpu" or x.numel() == 0 or not use_fast_path():
+        return 0.0
     bound = math.sqrt(torch.finfo(x.dtype).max)
-    clamped = True
-    if x.device.type == "cpu":
-        lo, hi = torch.aminmax(x)
-        clamped = not (-bound <= float(lo) and float(hi) <= bound)
+    lo, hi = torch.aminmax(x.detach())
+    return float(-bound <= float(lo) and float(hi) <= bound)
+
+
+def _focal_parts(x: Tensor, t: Tensor, bounded: float) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """For a chunk: the logits clamped as in :func:`_bce_logits` (unless ``bounded``), BCE, σ(x),
+    and whether the clamp was applied."""
+    clamped = not bounded
+    bound = math.sqrt(torch.finfo(x.dtype).max)
     xc = x.clamp(-bound, bound) if clamped else x
-    bce = F.binary_cross_entropy_with_logits(xc, t, reduction="none")
-    return xc, bce, torch.sigmoid(xc), clamped
+    p = torch.sigmoid(xc)
+    # BCE = max(x, 0) - t·x + log(1 + e^-|x|) with 1 + e^-|x| = 1/σ(|x|) = 1/max(σ(x), 1 - σ(x)):
+    # the first two terms are exact (0 when t = 1 and x > 0), the last is within an ulp of 1 in
+    # absolute terms, and no exp is spent beyond σ's (PyTorch's kernel goes through log_sigmoid,
+    # twice the cost of a log on CPU).
+    log_r = torch.rsub(p, 1.0)
+    torch.maximum(log_r, p, out=log_r).log_()
+    bce = torch.clamp_min(xc, 0.0).addcmul_(t, xc, value=-1.0).sub_(log_r)
+    return xc, bce, p, clamped
 
 
 def _focal_q(t: Tensor, p: Tensor, gamma: float) -> Tensor:
@@ -968,31 +984,31 @@ def _alpha_t(t: Tensor, alpha: float) -> Tensor:
     return torch.mul(t, 2.0 * alpha - 1.0).add_(1.0 - alpha)
 
 
-def _focal_scaled_bce(x: Tensor, t: Tensor, gamma: float) -> Tensor:
-    _, loss, p, _ = _focal_parts(x, t)
+def _focal_scaled_bce(x: Tensor, t: Tensor, gamma: float, bounded: float) -> Tensor:
+    _, loss, p, _ = _focal_parts(x, t, bounded)
     if gamma != 0:
         q = _focal_q(t, p, gamma)
         loss.mul_(power_(q, gamma))
     return loss
 
 
-def _sigmoid_focal_value(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
-    loss = _focal_scaled_bce(x, t, gamma)
+def _sigmoid_focal_value(x: Tensor, t: Tensor, alpha: float, gamma: float, bounded: float) -> Tensor:
+    loss = _focal_scaled_bce(x, t, gamma, bounded)
     return loss.mul_(_alpha_t(t, alpha)) if alpha >= 0 else loss
 
 
-def _sigmoid_focal_total(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
-    loss = _focal_scaled_bce(x, t, gamma)
+def _sigmoid_focal_total(x: Tensor, t: Tensor, alpha: float, gamma: float, bounded: float) -> Tensor:
+    loss = _focal_scaled_bce(x, t, gamma, bounded)
     if alpha < 0:
         return loss.sum()
     # Σ α_t·ℓ with α_t = (1 - α) + (2α - 1)·t: a sum and a dot product, no α_t tensor
     return (1.0 - alpha) * loss.sum() + (2.0 * alpha - 1.0) * torch.dot(loss, t)
 
 
-def _sigmoid_focal_grad(x: Tensor, t: Tensor, alpha: float, gamma: float) -> Tensor:
+def _sigmoid_focal_grad(x: Tensor, t: Tensor, alpha: float, gamma: float, bounded: float) -> Tensor:
     # dℓ/dx = α_t·(γ·q^(γ-1)·q'·BCE + q^γ·(σ(x) - t)), q' = σ(x)σ(-x)(1 - 2t); the BCE part
     # passes no gradient where the clamp of _bce_logits is active (|x| beyond sqrt(max)).
-    xc, bce, p, clamped = _focal_parts(x, t)
+    xc, bce, p, clamped = _focal_parts(x, t, bounded)
     d = torch.sub(p, t)
     if clamped:
         d.masked_fill_(xc != x, 0.0)
@@ -1018,7 +1034,7 @@ _SIGMOID_FOCAL = ElementwiseKernel(
     value=_sigmoid_focal_value,
     grad=_sigmoid_focal_grad,
     total=_sigmoid_focal_total,
-    examples=((0.25, 2.0), (-1.0, 0.5), (0.7, 1.0), (0.25, 0.0), (0.4, 3.0)),
+    examples=((0.25, 2.0, 1.0), (-1.0, 0.5, 1.0), (0.7, 1.0, 0.0), (0.25, 0.0, 1.0), (0.4, 3.0, 0.0)),
     target="unit",
 )
 
