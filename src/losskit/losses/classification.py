@@ -1136,8 +1136,7 @@ def softmax_focal_loss(
     # (softmax - onehot) and autograd scales it per position by h'(u): nothing logits-sized is
     # saved. u is clamped at the smallest normal inside the focal factor, so that the gradient of
     # the γ < 1 power stays finite where p_y rounds to 1 (u = 0, e.g. a logit of 1e4).
-    fast = use_fast_path() and not any(v is not None and v.requires_grad for v in (weight, alpha))
-    u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, fast)
+    u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, use_fast_path())
     loss = u
     if gamma != 0:
         loss = u * (-torch.expm1(-u.clamp_min(torch.finfo(u.dtype).tiny))) ** gamma
