@@ -562,3 +562,16 @@ def test_focal_kernel_skips_the_clamp_only_when_every_logit_is_within_it():
     torch.testing.assert_close(got.detach(), want)
     (g,) = torch.autograd.grad(got.sum(), x)
     assert torch.isfinite(g).all() and g[0] == 0 and g[1] == 0  # no gradient through the clamp
+
+
+def test_ce_based_losses_gradcheck_through_the_fast_path():
+    # weight and alpha enter outside the cross-entropy path, so their gradients flow too
+    gen = _gen(73)
+    x = torch.randn(6, K, generator=gen, dtype=D, requires_grad=True)
+    y = torch.randint(0, K, (6,), generator=gen)
+    w = (torch.rand(K, generator=gen, dtype=D) + 0.5).requires_grad_(True)
+    a = (torch.rand(K, generator=gen, dtype=D) + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda z, w, a: LF.softmax_focal_loss(z, y, gamma=1.5, weight=w, alpha=a), (x, w, a))
+    assert torch.autograd.gradcheck(
+        lambda z: LF.poly1_cross_entropy(z, y, epsilon=0.7, reduction="none"), (x,))
