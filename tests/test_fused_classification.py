@@ -20,6 +20,7 @@ import losskit.functional as LF
 import losskit.losses.classification as C
 import losskit.losses.imbalance as I
 from losskit._core.checks import LossInputError
+from losskit.bench.harness import saved_bytes
 
 D = torch.float64
 
@@ -222,21 +223,9 @@ def test_torch_func_transforms_take_the_composed_path():
 
 
 def _saved_storage_bytes(fn, *inputs, count_inputs: bool = True) -> int:
-    """Bytes of every distinct storage autograd saves during fn(*inputs)."""
-    seen: set[int] = set() if count_inputs else {t.untyped_storage().data_ptr() for t in inputs}
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in seen:
-            seen.add(ptr)
-            total += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*inputs)
-    return total
+    """Bytes of every distinct storage autograd saves during fn(*inputs) (the benchmark's counter;
+    ``count_inputs=False``: the inputs' own storages not counted)."""
+    return saved_bytes(lambda: fn(*inputs), ()) if count_inputs else saved_bytes(fn, inputs)
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
