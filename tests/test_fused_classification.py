@@ -55,6 +55,20 @@ def _assert_same(fn_a, fn_b, x, rtol=1e-10, atol=1e-10):
     torch.testing.assert_close(ga, gb, rtol=rtol, atol=atol)
 
 
+def _shared_option(option: str, shape: torch.Size, seed: int, drop_below: float,
+                   normalizer: float) -> dict:
+    """The keywords of one of reduce()'s shared options: random per-element weights (``seed``),
+    a random mask (``seed + 1``, dropping draws below ``drop_below``), or ``normalizer`` with
+    ``reduction="sum"``; nothing for any other option."""
+    if option == "sample_weight":
+        return {"sample_weight": torch.rand(shape, generator=_gen(seed), dtype=D)}
+    if option == "mask":
+        return {"mask": torch.rand(shape, generator=_gen(seed + 1)) > drop_below}
+    if option == "normalizer":
+        return {"reduction": "sum", "normalizer": normalizer}
+    return {}
+
+
 # --------------------------------------------------------------------------- cross_entropy
 
 K = 5
@@ -112,16 +126,11 @@ def test_fast_cross_entropy_equals_float64_reference(eps):
 @pytest.mark.parametrize("option", ["sample_weight", "mask", "normalizer", "weighted_mean", "empty_nan"])
 def test_fast_cross_entropy_shared_options_equal_composed_path(option):
     x, t, _ = _case("4d", True, seed=5)
-    kw: dict = {"weight": W, "label_smoothing": 0.1}
-    if option == "sample_weight":
-        kw["sample_weight"] = torch.rand(t.shape, generator=_gen(1), dtype=D)
-    elif option == "mask":
-        kw["mask"] = torch.rand(t.shape, generator=_gen(2)) > 0.4
-    elif option == "normalizer":
-        kw.update(reduction="sum", normalizer=17.0)
-    elif option == "weighted_mean":
+    kw: dict = {"weight": W, "label_smoothing": 0.1,
+                **_shared_option(option, t.shape, seed=1, drop_below=0.4, normalizer=17.0)}
+    if option == "weighted_mean":
         kw["weighted_mean"] = False
-    else:
+    elif option == "empty_nan":
         kw["empty"] = "nan"
 
     def fn(z):
@@ -429,12 +438,7 @@ def test_fused_elementwise_equals_composed_reference(name, option):
     x, t = _focal_case()
     t = _targets(t, signed)
     kw: dict = {"reduction": option} if option in ("none", "mean", "sum") else {}
-    if option == "sample_weight":
-        kw["sample_weight"] = torch.rand(x.shape, generator=_gen(3), dtype=D)
-    elif option == "mask":
-        kw["mask"] = torch.rand(x.shape, generator=_gen(4)) > 0.3
-    elif option == "normalizer":
-        kw.update(reduction="sum", normalizer=7.0)
+    kw.update(_shared_option(option, x.shape, seed=3, drop_below=0.3, normalizer=7.0))
     _assert_same(lambda z: fast(z, t, **kw), lambda z: C.reduce(composed(z, t), **kw), x)
 
 
