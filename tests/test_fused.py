@@ -10,6 +10,8 @@ from torch import Tensor
 import losskit._core.fused as fused
 from losskit._core.fused import ElementwiseKernel, elementwise_loss, fusable
 
+pytestmark = pytest.mark.usefixtures("fused_backend")
+
 
 def _ref(x: Tensor, t: Tensor, c: float) -> Tensor:
     r = x - t

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losskit import _native
 from losskit._core.checks import (
     LossInputError,
     check_class_index,
@@ -37,7 +38,7 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
-from losskit._core.fused import ElementwiseKernel, elementwise_loss, power_, use_fast_path
+from losskit._core.fused import ElementwiseKernel, elementwise_loss, power_, small_power, use_fast_path
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -952,6 +953,8 @@ def _within_bce_bound(x: Tensor) -> float:
     per call, on CPU only, and only where the fused path runs (elsewhere 0.0: clamp)."""
     if x.device.type != "cpu" or x.numel() == 0 or not use_fast_path():
         return 0.0
+    if _native.kernel("sigmoid_focal_int", x) is not None:   # the C kernel clamps by itself
+        return 0.0
     bound = math.sqrt(torch.finfo(x.dtype).max)
     lo, hi = torch.aminmax(x.detach())
     return float(-bound <= float(lo) and float(hi) <= bound)
@@ -1036,6 +1039,8 @@ _SIGMOID_FOCAL = ElementwiseKernel(
     total=_sigmoid_focal_total,
     examples=((0.25, 2.0, 1.0), (-1.0, 0.5, 1.0), (0.7, 1.0, 0.0), (0.25, 0.0, 1.0), (0.4, 3.0, 0.0)),
     target="unit",
+    # the C kernel clamps every logit itself: the ``bounded`` hint is not needed there
+    native=lambda alpha, gamma, bounded: (f"sigmoid_focal_{small_power(gamma)}", (alpha, gamma)),
 )
 
 
@@ -1344,6 +1349,7 @@ _HINGE = ElementwiseKernel(
     value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0),
     grad=_hinge_grad,
     target="sign",
+    native=lambda: ("hinge", ()),
 )
 
 
@@ -1417,6 +1423,7 @@ _SQUARED_HINGE = ElementwiseKernel(
     value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).square_(),
     grad=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).mul_(y).mul_(-2.0),
     target="sign",
+    native=lambda: ("squared_hinge", ()),
 )
 
 

@@ -36,6 +36,7 @@ from losskit._core.fused import (
     logistic_parts,
     power_,
     sigmoid_from_parts,
+    small_power,
 )
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
@@ -639,6 +640,14 @@ def _asymmetric_grad(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, c
     return dpos.sub(dneg).mul_(t).add_(dneg).neg_()  # -(t·dpos + (1-t)·dneg)
 
 
+def _asymmetric_native(gamma_pos: float, gamma_neg: float, clip: float,
+                       eps: float) -> tuple[str, tuple[float, ...]]:
+    floor = math.log(eps) if eps > 0 else -math.inf
+    powers = small_power(gamma_pos)[0] + small_power(gamma_neg)[0]   # "ii", "ia", "ai" or "aa"
+    variant = f"asymmetric_{powers}{'_clip' if clip > 0 else ''}"
+    return variant, (gamma_pos, gamma_neg, clip, floor, floor if clip < eps else -math.inf)
+
+
 _ASYMMETRIC = ElementwiseKernel(
     "asymmetric",
     reference=_asymmetric_reference,
@@ -648,6 +657,7 @@ _ASYMMETRIC = ElementwiseKernel(
     examples=((0.0, 4.0, 0.05, 1e-8), (1.0, 2.0, 0.0, 1e-8), (0.5, 3.0, 0.2, 1e-8), (2.0, 1.0, 0.1, 0.0),
               (0.0, 0.5, 0.05, 1e-8), (1.5, 0.0, 0.1, 1e-8), (0.0, 2.5, 0.0, 0.0), (0.3, 0.7, 0.0, 1e-8)),
     target="binary",
+    native=_asymmetric_native,
 )
 
 

@@ -507,7 +507,8 @@ def _pseudo_huber_grad(x: Tensor, t: Tensor, delta: float) -> Tensor:
 
 
 _PSEUDO_HUBER = ElementwiseKernel("pseudo_huber", _pseudo_huber, _pseudo_huber_value,
-                                  _pseudo_huber_grad, target_grad="negate", examples=((1.0,), (0.3,)))
+                                  _pseudo_huber_grad, target_grad="negate", examples=((1.0,), (0.3,)),
+                                  native=lambda delta: ("pseudo_huber", (delta**-2,)))
 
 
 @register(
@@ -602,7 +603,8 @@ def _log_cosh_grad(x: Tensor, t: Tensor) -> Tensor:
 
 
 _LOG_COSH = ElementwiseKernel("log_cosh", _log_cosh, _log_cosh_value, _log_cosh_grad,
-                              target_grad="negate", total=_log_cosh_total)
+                              target_grad="negate", total=_log_cosh_total,
+                              native=lambda: ("log_cosh", ()))
 
 
 @register(
@@ -730,8 +732,15 @@ def _general_robust_grad(x: Tensor, t: Tensor, alpha: float, scale: float) -> Te
     return base.mul_(r).mul_(1.0 / c2)
 
 
+def _general_robust_native(alpha: float, scale: float) -> tuple[str, tuple[float, ...]]:
+    closed = {2.0: "a2", 0.0: "a0", float("-inf"): "welsch", 1.0: "a1"}
+    variant = closed.get(alpha, "any")
+    return f"general_robust_{variant}", (scale**-2, abs(alpha - 2), alpha)
+
+
 _GENERAL_ROBUST = ElementwiseKernel("general_robust", _general_robust, _general_robust_value,
                                     _general_robust_grad, target_grad="negate",
+                                    native=_general_robust_native,
                                     examples=((1.0, 1.0), (0.5, 0.7), (2.0, 1.5), (0.0, 1.0),
                                               (-2.0, 1.0), (float("-inf"), 0.8), (3.0, 1.0)))
 
@@ -868,6 +877,7 @@ def _quantile_grad(x: Tensor, t: Tensor, tau: float) -> Tensor:
 
 _QUANTILE = ElementwiseKernel("quantile", _quantile, _quantile_value, _quantile_grad,
                               target_grad="negate", total=_quantile_total,
+                              native=lambda tau: ("quantile", (tau,)),
                               examples=((0.5,), (0.9,), (0.1,)))
 
 

@@ -1,0 +1,204 @@
+"""Native CPU kernels for the fused elementwise losses, compiled from ``elementwise.c`` on first use.
+
+The C file is compiled once per machine with the system's C compiler (``$CC``, else ``cc``/``gcc``),
+for ``-march=native``, with OpenMP and, where glibc provides it, the vectorised math library
+(libmvec), and cached under ``$LOSSKIT_CACHE_DIR`` (default ``~/.cache/losskit``), keyed by the
+source, the flags, the compiler and the CPU. The library links the OpenMP runtime PyTorch has
+already loaded, so both share one thread pool. Without a compiler, or when the build fails, or with
+``LOSSKIT_NATIVE=0`` in the environment, :func:`library` returns ``None`` and the fused losses run
+their PyTorch kernels instead: the results are the same (to rounding), only slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["NativeKernel", "enabled", "kernel", "library", "status"]
+
+SOURCE = Path(__file__).with_name("elementwise.c")
+
+# Tried in order; the first that compiles and loads is kept.
+_FLAG_SETS = (
+    ("-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno",
+     "-fno-trapping-math", "-DLK_LIBMVEC", "-lmvec", "-lm"),
+    ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-lm"),
+    ("-O2", "-fopenmp", "-lm"),
+)
+_TYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+_state: dict[str, str] = {"status": "not built"}
+_switch = {"on": True}
+
+
+@contextlib.contextmanager
+def enabled(on: bool) -> Iterator[None]:
+    """Within the block, use the compiled kernels (``True``, where they exist) or not (``False``:
+    the PyTorch kernels of the fused path run, e.g. to compare the two)."""
+    before = _switch["on"]
+    _switch["on"] = on
+    try:
+        yield
+    finally:
+        _switch["on"] = before
+
+
+def _disabled() -> bool:
+    return os.environ.get("LOSSKIT_NATIVE", "") in ("0", "false", "False", "off")
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("LOSSKIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "losskit")
+    return Path(root)
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return platform.processor()
+
+
+def _key(cc: str, flags: tuple[str, ...]) -> str:
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    h = hashlib.sha256()
+    for part in (SOURCE.read_text(), " ".join(flags), version, platform.machine(), _cpu_signature(),
+                 torch.__version__):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def _build(cc: str, flags: tuple[str, ...], target: Path) -> None:
+    """Compile the float32 and float64 objects side by side, link them, and move the library into
+    place atomically (another process may be building the same one)."""
+    compile_flags = [f for f in flags if not f.startswith("-l")]
+    link_flags = [f for f in flags if f.startswith("-l")]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        objects = [os.path.join(tmp, f"{suffix}.o") for suffix in ("f32", "f64")]
+        commands = [[cc, *compile_flags, "-fPIC", "-c", str(SOURCE), "-o", objects[0]],
+                    [cc, *compile_flags, "-DLK_DOUBLE", "-fPIC", "-c", str(SOURCE), "-o", objects[1]]]
+        with ThreadPoolExecutor(2) as pool:
+            for result in pool.map(lambda c: subprocess.run(c, capture_output=True, timeout=300), commands):
+                if result.returncode != 0:
+                    raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+        out = os.path.join(tmp, "lib.so")
+        result = subprocess.run([cc, "-shared", "-fopenmp", *objects, "-o", out, *link_flags],
+                                capture_output=True, timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
+        os.replace(out, target)
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, built on first call; ``None`` where they cannot be had."""
+    if _disabled():
+        _state["status"] = "disabled (LOSSKIT_NATIVE=0)"
+        return None
+    cc = _compiler()
+    if cc is None:
+        _state["status"] = "no C compiler found"
+        return None
+    errors = []
+    for flags in _FLAG_SETS:
+        try:
+            target = _cache_dir() / f"elementwise-{_key(cc, flags)}.so"
+            if not target.exists():
+                _build(cc, flags, target)
+            lib = ctypes.CDLL(str(target))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+            errors.append(str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__)
+            continue
+        _state["status"] = f"compiled ({Path(cc).name} {' '.join(flags)})"
+        return lib
+    _state["status"] = "build failed: " + " | ".join(errors)
+    return None
+
+
+def status() -> str:
+    """How the kernels stand: compiled (with which flags), disabled, or why not built."""
+    return _state["status"]
+
+
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+_PRM = ctypes.POINTER(ctypes.c_double)
+
+
+class NativeKernel:
+    """The three entry points of one loss variant for one dtype."""
+
+    def __init__(self, lib: ctypes.CDLL, name: str, suffix: str) -> None:
+        self._sum = getattr(lib, f"lk_sum_{suffix}_{name}")
+        self._sum.restype = ctypes.c_double
+        self._sum.argtypes = [_P, _P, _I64, _PRM, ctypes.c_int]
+        self._value = getattr(lib, f"lk_value_{suffix}_{name}")
+        self._value.restype = None
+        self._value.argtypes = [_P, _P, _I64, _PRM, _P, ctypes.c_int]
+        self._grad = getattr(lib, f"lk_grad_{suffix}_{name}")
+        self._grad.restype = None
+        self._grad.argtypes = [_P, _P, _I64, _PRM, _P, ctypes.c_double, _P, ctypes.c_int]
+
+    @staticmethod
+    def _params(params: tuple[float, ...]) -> ctypes.Array[ctypes.c_double]:
+        values = (*params, *(0.0,) * (5 - len(params)))
+        return (ctypes.c_double * 5)(*values)
+
+    def sum(self, x: Tensor, t: Tensor, params: tuple[float, ...]) -> float:
+        return self._sum(x.data_ptr(), t.data_ptr(), x.numel(), self._params(params),
+                         torch.get_num_threads())
+
+    def value(self, x: Tensor, t: Tensor, params: tuple[float, ...]) -> Tensor:
+        out = torch.empty_like(x)
+        self._value(x.data_ptr(), t.data_ptr(), x.numel(), self._params(params), out.data_ptr(),
+                    torch.get_num_threads())
+        return out
+
+    def grad(self, x: Tensor, t: Tensor, params: tuple[float, ...], g: Tensor | float) -> Tensor:
+        """``g·dℓ/dx``, with ``g`` a tensor like ``x`` or a number."""
+        out = torch.empty_like(x)
+        gp, gs = (g.data_ptr(), 0.0) if isinstance(g, Tensor) else (None, float(g))
+        self._grad(x.data_ptr(), t.data_ptr(), x.numel(), self._params(params), gp, gs,
+                   out.data_ptr(), torch.get_num_threads())
+        return out
+
+
+@functools.cache
+def _kernel(name: str, suffix: str) -> NativeKernel | None:
+    lib = library()
+    return None if lib is None else NativeKernel(lib, name, suffix)
+
+
+def kernel(name: str, *tensors: Tensor) -> NativeKernel | None:
+    """The native kernel ``name`` for these tensors, or ``None`` when it does not apply: not all
+    contiguous CPU tensors of one dtype among float32/float64, or no compiled library."""
+    first = tensors[0]
+    if not _switch["on"]:
+        return None
+    suffix = _TYPES.get(first.dtype)
+    if suffix is None or first.device.type != "cpu":
+        return None
+    if any(t.dtype != first.dtype or t.device != first.device or not t.is_contiguous() for t in tensors):
+        return None
+    return _kernel(name, suffix)

@@ -1,0 +1,400 @@
+/* Native CPU kernels of the fused elementwise losses (losskit._core.fused).
+ *
+ * Each loss is two inline functions of one element, its value and its derivative in the input,
+ * written from the same closed forms as the PyTorch kernels in losskit/losses/. LK_DEFINE turns a
+ * pair into three entry points over a contiguous range:
+ *
+ *   double lk_sum_<R>_<name>(x, t, n, params, threads)            sum of the losses
+ *   void   lk_value_<R>_<name>(x, t, n, params, out, threads)     the losses
+ *   void   lk_grad_<R>_<name>(x, t, n, params, g, gs, out, threads)
+ *          out = g·dℓ/dx (g per element, or the scalar gs when g is NULL)
+ *
+ * <R> is f32 or f64: the file is compiled once per type (LK_DOUBLE). One pass over the inputs per
+ * direction, the transcendentals vectorised (glibc's libmvec where the build finds it), threads
+ * from the OpenMP runtime PyTorch itself runs on. Options arrive as an array of five numbers; a
+ * loss whose cost depends on an option (an exponent that is a small integer or not) has one
+ * variant per case, chosen in Python.
+ */
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef LK_DOUBLE
+typedef double real;
+#define R(name) name
+#define LK_TINY DBL_MIN
+#define LK_SQRT_MAX 1.3407807929942596e154
+#define LK_SFX f64
+#else
+typedef float real;
+#define R(name) name##f
+#define LK_TINY FLT_MIN
+#define LK_SQRT_MAX 1.8446742974197924e19f
+#define LK_SFX f32
+#endif
+
+#ifdef LK_LIBMVEC
+#define LK_SIMD __attribute__((simd("notinbranch")))
+LK_SIMD real R(exp)(real);
+LK_SIMD real R(log)(real);
+LK_SIMD real R(log1p)(real);
+LK_SIMD real R(expm1)(real);
+LK_SIMD real R(tanh)(real);
+#endif
+
+#define EXP R(exp)
+#define LOG R(log)
+#define LOG1P R(log1p)
+#define EXPM1 R(expm1)
+#define TANH R(tanh)
+#define SQRT R(sqrt)
+
+/* Below this many elements one thread does the work (a parallel region costs microseconds). */
+#define LK_PARALLEL_MIN 32768
+
+typedef struct {
+    real a, b, c, d, e;
+} params;
+
+#define LK_INLINE static inline __attribute__((always_inline))
+#define LK_PRAGMA(text) _Pragma(#text)
+#define LK_OMP(clauses) LK_PRAGMA(omp clauses)
+
+/* NaN-propagating max(v, 0) and max(v, floor) (fmax would return the other operand). */
+LK_INLINE real pos_part(real v) { return v < 0 ? (real)0 : v; }
+LK_INLINE real at_least(real v, real floor) { return v < floor ? floor : v; }
+
+/* q^k for q ≥ 0 and k in {-1, 0, 1, 2, 3, 4}: products and a select, no transcendental. */
+LK_INLINE real pow_small(real q, real k) {
+    real q2 = q * q;
+    real r = k == 1 ? q : (k == 2 ? q2 : (k == 3 ? q2 * q : (k == 4 ? q2 * q2 : (real)1)));
+    return k == -1 ? (real)1 / q : r;
+}
+
+/* q^k for q ≥ 0 and any k, as exp(k log q) (0^k = 0 for k > 0). */
+LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
+
+#define CAT_(a, b, c, d) a##_##b##_##c##_##d
+#define CAT(a, b, c, d) CAT_(a, b, c, d)
+#define SYM(kind, name) CAT(lk, kind, LK_SFX, name)
+
+#define LK_DEFINE(name, LOSS, GRAD)                                                               \
+    double SYM(sum, name)(const real *restrict x, const real *restrict t, int64_t n,              \
+                          const double *restrict prm, int threads) {                              \
+        const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3], (real)prm[4]};                \
+        double acc = 0.0;                                                                         \
+        LK_OMP(parallel for simd reduction(+ : acc) schedule(static) num_threads(threads)         \
+               if (n >= LK_PARALLEL_MIN))                                                         \
+        for (int64_t i = 0; i < n; i++) acc += (double)LOSS(x[i], t[i], &P);                      \
+        return acc;                                                                               \
+    }                                                                                             \
+    void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
+                          const double *restrict prm, real *restrict out, int threads) {          \
+        const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3], (real)prm[4]};                \
+        LK_OMP(parallel for simd schedule(static) num_threads(threads) if (n >= LK_PARALLEL_MIN)) \
+        for (int64_t i = 0; i < n; i++) out[i] = LOSS(x[i], t[i], &P);                            \
+    }                                                                                             \
+    void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
+                         const double *restrict prm, const real *restrict g, double gs,           \
+                         real *restrict out, int threads) {                                       \
+        const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3], (real)prm[4]};                \
+        const real s = (real)gs;                                                                  \
+        if (g == NULL) {                                                                          \
+            LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
+                   if (n >= LK_PARALLEL_MIN))                                                     \
+            for (int64_t i = 0; i < n; i++) out[i] = s * GRAD(x[i], t[i], &P);                    \
+        } else {                                                                                  \
+            LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
+                   if (n >= LK_PARALLEL_MIN))                                                     \
+            for (int64_t i = 0; i < n; i++) out[i] = g[i] * GRAD(x[i], t[i], &P);                 \
+        }                                                                                         \
+    }
+
+/* ------------------------------------------------------------------------------ regression */
+
+/* log cosh r = |r| + log1p(e^{-2|r|}) - log 2; derivative tanh r. */
+LK_INLINE real log_cosh_loss(real x, real t, const params *P) {
+    (void)P;
+    real a = R(fabs)(x - t);
+    return a + LOG1P(EXP(-2 * a)) - (real)0.69314718055994530942;
+}
+LK_INLINE real log_cosh_grad(real x, real t, const params *P) {
+    (void)P;
+    return TANH(x - t);
+}
+LK_DEFINE(log_cosh, log_cosh_loss, log_cosh_grad)
+
+/* Pseudo-Huber, a = 1/δ²: δ²(sqrt(1 + r²/δ²) - 1) = r²/(sqrt(1 + a r²) + 1), no cancellation. */
+LK_INLINE real pseudo_huber_loss(real x, real t, const params *P) {
+    real r2 = (x - t) * (x - t);
+    return r2 / (SQRT(1 + P->a * r2) + 1);
+}
+LK_INLINE real pseudo_huber_grad(real x, real t, const params *P) {
+    real r = x - t;
+    return r / SQRT(1 + P->a * r * r);
+}
+LK_DEFINE(pseudo_huber, pseudo_huber_loss, pseudo_huber_grad)
+
+/* Barron's general robust loss; a = 1/c², b = |α - 2|, c = α. One variant per closed form. */
+LK_INLINE real robust_a2_loss(real x, real t, const params *P) {
+    return (real)0.5 * P->a * (x - t) * (x - t);
+}
+LK_INLINE real robust_a2_grad(real x, real t, const params *P) { return P->a * (x - t); }
+LK_DEFINE(general_robust_a2, robust_a2_loss, robust_a2_grad)
+
+LK_INLINE real robust_a0_loss(real x, real t, const params *P) {
+    return LOG1P((real)0.5 * P->a * (x - t) * (x - t));
+}
+LK_INLINE real robust_a0_grad(real x, real t, const params *P) {
+    real r = x - t;
+    return P->a * r / (1 + (real)0.5 * P->a * r * r);
+}
+LK_DEFINE(general_robust_a0, robust_a0_loss, robust_a0_grad)
+
+LK_INLINE real robust_welsch_loss(real x, real t, const params *P) {
+    return -EXPM1((real)-0.5 * P->a * (x - t) * (x - t));
+}
+LK_INLINE real robust_welsch_grad(real x, real t, const params *P) {
+    real r = x - t;
+    return P->a * r * EXP((real)-0.5 * P->a * r * r);
+}
+LK_DEFINE(general_robust_welsch, robust_welsch_loss, robust_welsch_grad)
+
+LK_INLINE real robust_a1_loss(real x, real t, const params *P) {
+    real z2 = P->a * (x - t) * (x - t);
+    return z2 / (SQRT(z2 + 1) + 1);
+}
+LK_INLINE real robust_a1_grad(real x, real t, const params *P) {
+    real r = x - t;
+    return P->a * r / SQRT(1 + P->a * r * r);
+}
+LK_DEFINE(general_robust_a1, robust_a1_loss, robust_a1_grad)
+
+LK_INLINE real robust_any_loss(real x, real t, const params *P) {
+    real z2 = P->a * (x - t) * (x - t);
+    return P->b / P->c * EXPM1((real)0.5 * P->c * LOG1P(z2 / P->b));
+}
+LK_INLINE real robust_any_grad(real x, real t, const params *P) {
+    real r = x - t;
+    real base = 1 + P->a * r * r / P->b;
+    return P->a * r * EXP(((real)0.5 * P->c - 1) * LOG(base));
+}
+LK_DEFINE(general_robust_any, robust_any_loss, robust_any_grad)
+
+/* Quantile (pinball), a = τ: max(x - t, 0) - τ(x - t); derivative [x > t] - τ. */
+LK_INLINE real quantile_loss(real x, real t, const params *P) {
+    real over = x - t;
+    return pos_part(over) - P->a * over;
+}
+LK_INLINE real quantile_grad(real x, real t, const params *P) {
+    return (x > t ? (real)1 : (real)0) - P->a;
+}
+LK_DEFINE(quantile, quantile_loss, quantile_grad)
+
+/* ------------------------------------------------------------------------ margins (y = ±1) */
+
+/* max(0, 1 - yx); derivative -y where the margin is positive (0 at the kink, as relu). */
+LK_INLINE real hinge_loss(real x, real y, const params *P) {
+    (void)P;
+    return pos_part(1 - y * x);
+}
+LK_INLINE real hinge_grad(real x, real y, const params *P) {
+    (void)P;
+    return 1 - y * x > 0 ? -y : (real)0;
+}
+LK_DEFINE(hinge, hinge_loss, hinge_grad)
+
+LK_INLINE real squared_hinge_loss(real x, real y, const params *P) {
+    (void)P;
+    real h = pos_part(1 - y * x);
+    return h * h;
+}
+LK_INLINE real squared_hinge_grad(real x, real y, const params *P) {
+    (void)P;
+    return -2 * y * pos_part(1 - y * x);
+}
+LK_DEFINE(squared_hinge, squared_hinge_loss, squared_hinge_grad)
+
+/* ------------------------------------------------------------------------------ GAN terms */
+
+/* softplus(x) = max(x, 0) + log1p(e^-|x|); σ(x) = 1/(1 + e^-|x|) for x ≥ 0, e^-|x|/(1 + e^-|x|)
+ * below, so neither tail cancels. */
+LK_INLINE real softplus(real x) { return pos_part(x) + LOG1P(EXP(-R(fabs)(x))); }
+LK_INLINE real sigmoid(real x) {
+    real e = EXP(-R(fabs)(x));
+    real r = 1 / (1 + e);
+    return x >= 0 ? r : e * r;
+}
+
+LK_INLINE real softplus_neg_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return softplus(-x);
+}
+LK_INLINE real softplus_neg_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return -sigmoid(-x);
+}
+LK_DEFINE(gan_softplus_neg, softplus_neg_loss, softplus_neg_grad)
+
+LK_INLINE real softplus_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return softplus(x);
+}
+LK_INLINE real softplus_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return sigmoid(x);
+}
+LK_DEFINE(gan_softplus, softplus_loss, softplus_grad)
+
+LK_INLINE real neg_softplus_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return -softplus(x);
+}
+LK_INLINE real neg_softplus_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return -sigmoid(x);
+}
+LK_DEFINE(gan_neg_softplus, neg_softplus_loss, neg_softplus_grad)
+
+LK_INLINE real half_square_to_one_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return (real)0.5 * (x - 1) * (x - 1);
+}
+LK_INLINE real half_square_to_one_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return x - 1;
+}
+LK_DEFINE(gan_half_square_to_one, half_square_to_one_loss, half_square_to_one_grad)
+
+LK_INLINE real half_square_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return (real)0.5 * x * x;
+}
+LK_INLINE real half_square_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return x;
+}
+LK_DEFINE(gan_half_square, half_square_loss, half_square_grad)
+
+LK_INLINE real hinge_real_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return pos_part(1 - x);
+}
+LK_INLINE real hinge_real_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return x < 1 ? (real)-1 : (real)0;
+}
+LK_DEFINE(gan_hinge_real, hinge_real_loss, hinge_real_grad)
+
+LK_INLINE real hinge_fake_loss(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return pos_part(1 + x);
+}
+LK_INLINE real hinge_fake_grad(real x, real t, const params *P) {
+    (void)t, (void)P;
+    return x > -1 ? (real)1 : (real)0;
+}
+LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
+
+/* ------------------------------------------------------------------------ sigmoid focal */
+
+/* a = α (< 0: no weighting), b = γ. With the logit clamped to ±sqrt(max) as in the composed
+ * BCE (no gradient through the clamp), e = e^-|x|, r = σ(|x|), p = σ(x):
+ *   BCE = max(x, 0) - t·x + log1p(e),  q = 1 - p_t = t·σ(-x) + (1 - t)·σ(x) (≥ the smallest
+ *   normal), p - t = (1 - t)·σ(x) - t·σ(-x): sums of σ(±x) taken from e and r, so neither
+ *   cancels in a saturated tail (where the factor q^(γ-1) of the gradient can be huge);
+ *   ℓ = α_t·q^γ·BCE,  dℓ/dx = α_t·(q^γ·(p - t) + γ·q^(γ-1)·(1 - 2t)·σσ'·BCE), σσ' = e·r².
+ * POW is pow_small (γ in 0…4) or pow_any. */
+#define LK_FOCAL(name, POW)                                                                      \
+    LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
+        real xc = x > LK_SQRT_MAX ? LK_SQRT_MAX : (x < -LK_SQRT_MAX ? -LK_SQRT_MAX : x);         \
+        real e = EXP(-R(fabs)(xc));                                                              \
+        real r = 1 / (1 + e);                                                                    \
+        real s = xc >= 0 ? r : e * r;                                                            \
+        real sn = xc >= 0 ? e * r : r;                                                           \
+        real bce = pos_part(xc) - t * xc + LOG1P(e);                                             \
+        real q = at_least(t * sn + (1 - t) * s, LK_TINY);                                        \
+        real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
+        return at * bce * (P->b == 0 ? (real)1 : POW(q, P->b));                                  \
+    }                                                                                            \
+    LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
+        real xc = x > LK_SQRT_MAX ? LK_SQRT_MAX : (x < -LK_SQRT_MAX ? -LK_SQRT_MAX : x);         \
+        real e = EXP(-R(fabs)(xc));                                                              \
+        real r = 1 / (1 + e);                                                                    \
+        real s = xc >= 0 ? r : e * r;                                                            \
+        real sn = xc >= 0 ? e * r : r;                                                           \
+        real d = xc == x ? (1 - t) * s - t * sn : (real)0;                                       \
+        real bce = pos_part(xc) - t * xc + LOG1P(e);                                             \
+        real q = at_least(t * sn + (1 - t) * s, LK_TINY);                                        \
+        real dq = (1 - 2 * t) * e * r * r * bce;                                                 \
+        real focal = P->b == 0 ? d : (d * q + P->b * dq) * POW(q, P->b - 1);                     \
+        real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
+        return at * focal;                                                                       \
+    }                                                                                            \
+    LK_DEFINE(name, name##_loss, name##_grad)
+
+LK_FOCAL(sigmoid_focal_int, pow_small)
+LK_FOCAL(sigmoid_focal_any, pow_any)
+
+/* ------------------------------------------------------------------------------ asymmetric */
+
+/* Ridnik et al.'s asymmetric loss, a = γ₊, b = γ₋, c = the probability margin m, d = log ε
+ * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf. With s = σ(x), sn = σ(-x), ss = σσ', lg = log1p(e^-|x|):
+ *   log p = min(x, 0) - lg;  log(1 - p_m) = log min(sn + m, 1) (m > 0) or -max(x, 0) - lg,
+ *   each floored at log ε (the second only when m < ε);
+ *   pos = sn^γ₊·log p;  neg = p_m^γ₋·log(1 - p_m), p_m = max(s - m, 0) (s when m = 0);
+ *   ℓ = -(t·pos + (1 - t)·neg), and its derivative by the product rule, each floor and clamp
+ *   passing no gradient where it is active. POWP/POWN: pow_small or pow_any for γ₊/γ₋. */
+#define LK_ASYMMETRIC(name, POWP, POWN, CLIP)                                                    \
+    LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
+        real e = EXP(-R(fabs)(x));                                                               \
+        real r = 1 / (1 + e);                                                                    \
+        real s = x > 0 ? r : e * r;                                                              \
+        real sn = x < 0 ? r : e * r;                                                             \
+        real lg = LOG1P(e);                                                                      \
+        real log_p = at_least((x < 0 ? x : (real)0) - lg, P->d);                                 \
+        real log_q = CLIP ? LOG(sn + P->c < 1 ? sn + P->c : (real)1) : -pos_part(x) - lg;        \
+        log_q = at_least(log_q, P->e);                                                           \
+        real pos = P->a == 0 ? log_p : log_p * POWP(sn, P->a);                                   \
+        real base = CLIP ? pos_part(s - P->c) : s;                                               \
+        real neg = P->b == 0 ? log_q : log_q * POWN(base, P->b);                                 \
+        return -(neg + t * (pos - neg));                                                         \
+    }                                                                                            \
+    LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
+        real e = EXP(-R(fabs)(x));                                                               \
+        real r = 1 / (1 + e);                                                                    \
+        real s = x > 0 ? r : e * r;                                                              \
+        real sn = x < 0 ? r : e * r;                                                             \
+        real ss = e * r * r;                                                                     \
+        real lg = LOG1P(e);                                                                      \
+        real log_p = (x < 0 ? x : (real)0) - lg;                                                 \
+        real dlog_p = log_p >= P->d ? sn : (real)0;                                              \
+        log_p = at_least(log_p, P->d);                                                           \
+        real dpos = P->a == 0 ? dlog_p : (dlog_p - P->a * s * log_p) * POWP(sn, P->a);           \
+        real u = sn + P->c;                                                                      \
+        real log_q = CLIP ? LOG(u < 1 ? u : (real)1) : -pos_part(x) - lg;                        \
+        real dlog_q = CLIP ? -ss / u : -s;                                                       \
+        dlog_q = CLIP && P->b == 0 && u > 1 ? (real)0 : dlog_q;                                  \
+        dlog_q = log_q < P->e ? (real)0 : dlog_q;                                                \
+        log_q = at_least(log_q, P->e);                                                           \
+        real dneg;                                                                               \
+        if (CLIP) {                                                                              \
+            real p_m = pos_part(s - P->c);                                                       \
+            real dfactor = p_m > 0 ? POWN(p_m, P->b - 1) * ss * P->b : (real)0;                  \
+            dneg = P->b == 0 ? dlog_q : POWN(p_m, P->b) * dlog_q + dfactor * log_q;              \
+        } else {                                                                                 \
+            dneg = P->b == 0 ? dlog_q : (dlog_q + P->b * sn * log_q) * POWN(s, P->b);            \
+        }                                                                                        \
+        return -(dneg + t * (dpos - dneg));                                                      \
+    }                                                                                            \
+    LK_DEFINE(name, name##_loss, name##_grad)
+
+LK_ASYMMETRIC(asymmetric_ii_clip, pow_small, pow_small, 1)
+LK_ASYMMETRIC(asymmetric_ia_clip, pow_small, pow_any, 1)
+LK_ASYMMETRIC(asymmetric_ai_clip, pow_any, pow_small, 1)
+LK_ASYMMETRIC(asymmetric_aa_clip, pow_any, pow_any, 1)
+LK_ASYMMETRIC(asymmetric_ii, pow_small, pow_small, 0)
+LK_ASYMMETRIC(asymmetric_ia, pow_small, pow_any, 0)
+LK_ASYMMETRIC(asymmetric_ai, pow_any, pow_small, 0)
+LK_ASYMMETRIC(asymmetric_aa, pow_any, pow_any, 0)

@@ -1,0 +1,133 @@
+"""The compiled C kernels of the fused elementwise path (losskit/_native): built here, used by
+default for contiguous float32/float64 CPU tensors, equal to the float64 composed reference on
+large inputs split across threads, and absent without harm where they cannot be built."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+import losskit.losses
+from losskit import _native
+from losskit._core import fused
+from losskit._core.fused import ElementwiseKernel, elementwise_loss
+
+needs_native = pytest.mark.skipif(_native.library() is None,
+                                  reason=f"native kernels unavailable: {_native.status()}")
+
+
+def _kernels() -> list[ElementwiseKernel]:
+    found: dict[str, ElementwiseKernel] = {}
+    for info in pkgutil.iter_modules(losskit.losses.__path__):
+        module = importlib.import_module(f"losskit.losses.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, ElementwiseKernel):
+                found[value.name] = value
+    return list(found.values())
+
+
+CASES = [pytest.param(k, p, id=f"{k.name}{list(p)}") for k in _kernels() for p in k.examples]
+
+
+def _target(kind: str, n: int, gen: torch.Generator) -> Tensor:
+    u = torch.rand(n, generator=gen, dtype=torch.float64)
+    return {"unit": u, "binary": (u < 0.3).double(), "sign": torch.where(u < 0.3, 1.0, -1.0).double(),
+            "real": torch.randn(n, generator=gen, dtype=torch.float64) * 2}[kind]
+
+
+def test_every_library_kernel_has_a_native_form() -> None:
+    assert [k.name for k in _kernels() if k.native is None] == []
+
+
+@needs_native
+@pytest.mark.parametrize(("kernel", "params"), CASES)
+def test_native_kernel_is_the_default_path(kernel: ElementwiseKernel, params: tuple[float, ...]) -> None:
+    x = torch.randn(10, dtype=torch.float32)
+    assert fused.native_kernel(kernel, params, x, x) is not None
+    assert fused.native_kernel(kernel, params, x.half(), x.half()) is None      # half: PyTorch
+    assert fused.native_kernel(kernel, params, x[::2], x[::2]) is None          # strided: copied first
+    with _native.enabled(False):
+        assert fused.native_kernel(kernel, params, x, x) is None
+
+
+@needs_native
+@pytest.mark.parametrize(("kernel", "params"), CASES)
+def test_native_float32_over_threads_matches_float64_reference(kernel: ElementwiseKernel,
+                                                               params: tuple[float, ...]) -> None:
+    # 100003 elements: above the kernels' parallel threshold, split unevenly over two threads,
+    # with a saturated band (|x| up to 40) and exact zeros of the residual
+    gen = torch.Generator().manual_seed(11)
+    n = 100_003
+    x = torch.randn(n, generator=gen, dtype=torch.float64) * 3
+    x[:200] = torch.linspace(-40.0, 40.0, 200, dtype=torch.float64)
+    t = _target(kernel.target, n, gen)
+    if kernel.target == "real":
+        t[200:300] = x[200:300]
+    g = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for reduction in ("none", "sum"):
+            xs = x.float().requires_grad_()
+            got = elementwise_loss(kernel, xs, t.float(), params, reduction)
+            (gx,) = torch.autograd.grad(got, xs, g.float() if reduction == "none" else None)
+            xr = x.clone().requires_grad_()
+            per = kernel.reference(xr, t, *params)
+            want = per if reduction == "none" else per.sum()
+            (wx,) = torch.autograd.grad(want, xr, g if reduction == "none" else None)
+            scale = float(want.detach().abs().mean())
+            torch.testing.assert_close(got.double(), want.detach(), rtol=1e-4, atol=1e-5 * scale + 1e-6)
+            torch.testing.assert_close(gx.double(), wx, rtol=1e-4, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_native
+def test_native_and_pytorch_chunks_agree_in_float64() -> None:
+    # the two implementations of each kernel, against each other at float64 precision
+    gen = torch.Generator().manual_seed(12)
+    for kernel in _kernels():
+        for params in kernel.examples:
+            x = torch.randn(3001, generator=gen, dtype=torch.float64) * 4
+            t = _target(kernel.target, 3001, gen)
+            g = torch.rand(3001, generator=gen, dtype=torch.float64)
+            out = []
+            for on in (True, False):
+                with _native.enabled(on):
+                    xs = x.clone().requires_grad_()
+                    v = elementwise_loss(kernel, xs, t, params, "none")
+                    (gx,) = torch.autograd.grad(v, xs, g)
+                    out.append((v.detach(), gx))
+            for a, b in zip(out[0], out[1], strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f"{kernel.name}{params}")
+
+
+def test_a_failed_build_leaves_the_pytorch_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("LOSSKIT_CACHE_DIR", str(tmp_path / "cache"))
+    saved = dict(_native._state)
+    try:
+        assert _native.library.__wrapped__() is None
+        assert _native.status().startswith("build failed")
+        monkeypatch.setenv("LOSSKIT_NATIVE", "0")
+        assert _native.library.__wrapped__() is None
+        assert _native.status().startswith("disabled")
+    finally:
+        _native._state.update(saved)
+
+
+@needs_native
+def test_a_fresh_build_compiles_and_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LOSSKIT_CACHE_DIR", str(tmp_path))
+    saved = dict(_native._state)
+    try:
+        lib = _native.library.__wrapped__()
+        assert lib is not None and list(tmp_path.glob("elementwise-*.so"))
+        assert hasattr(lib, "lk_grad_f32_log_cosh") and hasattr(lib, "lk_sum_f64_asymmetric_aa_clip")
+    finally:
+        _native._state.update(saved)
