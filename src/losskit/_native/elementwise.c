@@ -301,7 +301,7 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
 
 /* a = α (< 0: no weighting), b = γ. With the logit clamped to ±sqrt(max) as in the composed
  * BCE (no gradient through the clamp), e = e^-|x|, r = σ(|x|), p = σ(x):
- *   BCE = max(x, 0) - t·x + log1p(e),  q = 1 - p_t = t·σ(-x) + (1 - t)·σ(x) (≥ the smallest
+ *   BCE = max(x, 0) - t·x - log r,  q = 1 - p_t = t·σ(-x) + (1 - t)·σ(x) (≥ the smallest
  *   normal), p - t = (1 - t)·σ(x) - t·σ(-x): sums of σ(±x) taken from e and r, so neither
  *   cancels in a saturated tail (where the factor q^(γ-1) of the gradient can be huge);
  *   ℓ = α_t·q^γ·BCE,  dℓ/dx = α_t·(q^γ·(p - t) + γ·q^(γ-1)·(1 - 2t)·σσ'·BCE), σσ' = e·r².
@@ -313,7 +313,7 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
         real r = 1 / (1 + e);                                                                    \
         real s = xc >= 0 ? r : e * r;                                                            \
         real sn = xc >= 0 ? e * r : r;                                                           \
-        real bce = pos_part(xc) - t * xc + LOG1P(e);                                             \
+        real bce = pos_part(xc) - t * xc - LOG(r);                                               \
         real q = at_least(t * sn + (1 - t) * s, LK_TINY);                                        \
         real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
         return at * bce * (P->b == 0 ? (real)1 : POW(q, P->b));                                  \
@@ -325,7 +325,7 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
         real s = xc >= 0 ? r : e * r;                                                            \
         real sn = xc >= 0 ? e * r : r;                                                           \
         real d = xc == x ? (1 - t) * s - t * sn : (real)0;                                       \
-        real bce = pos_part(xc) - t * xc + LOG1P(e);                                             \
+        real bce = pos_part(xc) - t * xc - LOG(r);                                               \
         real q = at_least(t * sn + (1 - t) * s, LK_TINY);                                        \
         real dq = (1 - 2 * t) * e * r * r * bce;                                                 \
         real focal = P->b == 0 ? d : (d * q + P->b * dq) * POW(q, P->b - 1);                     \
@@ -340,7 +340,8 @@ LK_FOCAL(sigmoid_focal_any, pow_any)
 /* ------------------------------------------------------------------------------ asymmetric */
 
 /* Ridnik et al.'s asymmetric loss, a = γ₊, b = γ₋, c = the probability margin m, d = log ε
- * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf. With s = σ(x), sn = σ(-x), ss = σσ', lg = log1p(e^-|x|):
+ * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf. With s = σ(x),
+ * sn = σ(-x), ss = σσ' and lg = log(1 + e^-|x|) = -log σ(|x|):
  *   log p = min(x, 0) - lg;  log(1 - p_m) = log min(sn + m, 1) (m > 0) or -max(x, 0) - lg,
  *   each floored at log ε (the second only when m < ε);
  *   pos = sn^γ₊·log p;  neg = p_m^γ₋·log(1 - p_m), p_m = max(s - m, 0) (s when m = 0);
@@ -352,7 +353,7 @@ LK_FOCAL(sigmoid_focal_any, pow_any)
         real r = 1 / (1 + e);                                                                    \
         real s = x > 0 ? r : e * r;                                                              \
         real sn = x < 0 ? r : e * r;                                                             \
-        real lg = LOG1P(e);                                                                      \
+        real lg = -LOG(r);                                                                       \
         real log_p = at_least((x < 0 ? x : (real)0) - lg, P->d);                                 \
         real log_q = CLIP ? LOG(sn + P->c < 1 ? sn + P->c : (real)1) : -pos_part(x) - lg;        \
         log_q = at_least(log_q, P->e);                                                           \
@@ -367,7 +368,7 @@ LK_FOCAL(sigmoid_focal_any, pow_any)
         real s = x > 0 ? r : e * r;                                                              \
         real sn = x < 0 ? r : e * r;                                                             \
         real ss = e * r * r;                                                                     \
-        real lg = LOG1P(e);                                                                      \
+        real lg = -LOG(r);                                                                       \
         real log_p = (x < 0 ? x : (real)0) - lg;                                                 \
         real dlog_p = log_p >= P->d ? sn : (real)0;                                              \
         log_p = at_least(log_p, P->d);                                                           \

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from losskit import _native
+
 __all__ = [
     "Row",
     "compare",
@@ -78,7 +80,8 @@ def machine(device: str | torch.device = "cpu") -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         line += f", {torch.cuda.get_device_name(torch.device(device))} (CUDA {torch.version.cuda})"
-    return line
+    _native.library()
+    return f"{line}; fused C kernels: {_native.status()}"
 
 
 def saved_bytes(fn: Callable[..., Tensor], inputs: Sequence[Tensor], *, backward: bool = False) -> int:
