@@ -167,7 +167,16 @@ def _target(kind: str, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
         return (u < 0.3).double()
     if kind == "sign":
         return torch.where(u < 0.3, 1.0, -1.0).double()
+    if kind == "nonnegative":
+        return torch.where(u < 0.2, 0.0, 5.0 * u).double()
+    if kind == "positive":
+        return 0.05 + 5.0 * u
     return torch.randn(shape, generator=gen, dtype=torch.float64) * 2
+
+
+def _input(kind: str, x: Tensor) -> Tensor:
+    """Map real draws into the kernel's input domain."""
+    return x.abs() + 0.05 if kind == "positive" else x
 
 
 def _both_paths(kernel: ElementwiseKernel, x: Tensor, t: Tensor, params: tuple[float, ...],
@@ -192,7 +201,7 @@ def test_library_kernel_equals_its_reference(small_chunks: None, kernel: Element
                                              params: tuple[float, ...]) -> None:
     gen = torch.Generator().manual_seed(3)
     shape = (6, 37)
-    x = torch.randn(shape, generator=gen, dtype=torch.float64) * 2
+    x = _input(kernel.input, torch.randn(shape, generator=gen, dtype=torch.float64) * 2)
     t = _target(kernel.target, shape, gen)
     assert fusable(kernel, x, t, params)
     for reduction in ("none", "sum", "mean"):
@@ -210,6 +219,8 @@ def test_library_kernel_equals_its_reference(small_chunks: None, kernel: Element
 @pytest.mark.parametrize(("kernel", "params"), _library_kernels())
 def test_library_kernel_is_finite_at_extremes(kernel: ElementwiseKernel, params: tuple[float, ...]) -> None:
     x = torch.tensor([-1e4, -30.0, -1e-8, 0.0, 1e-8, 30.0, 1e4], dtype=torch.float32)
+    if kernel.input == "positive":
+        x = torch.tensor([1e-8, 1e-3, 0.5, 1.0, 2.0, 30.0, 80.0 if 1.0 in params[1:2] else 1e4])
     for t in _target(kernel.target, x.shape, torch.Generator().manual_seed(4)).float(), x.flip(0):
         if kernel.target != "real":
             t = _target(kernel.target, x.shape, torch.Generator().manual_seed(5)).float()

@@ -37,7 +37,12 @@ CASES = [pytest.param(k, p, id=f"{k.name}{list(p)}") for k in _kernels() for p i
 def _target(kind: str, n: int, gen: torch.Generator) -> Tensor:
     u = torch.rand(n, generator=gen, dtype=torch.float64)
     return {"unit": u, "binary": (u < 0.3).double(), "sign": torch.where(u < 0.3, 1.0, -1.0).double(),
+            "nonnegative": torch.where(u < 0.2, 0.0, 5.0 * u).double(), "positive": 0.05 + 5.0 * u,
             "real": torch.randn(n, generator=gen, dtype=torch.float64) * 2}[kind]
+
+
+def _input(kind: str, x: Tensor) -> Tensor:
+    return x.abs() + 0.05 if kind == "positive" else x
 
 
 def test_every_library_kernel_has_a_native_form() -> None:
@@ -65,6 +70,7 @@ def test_native_float32_over_threads_matches_float64_reference(kernel: Elementwi
     n = 100_003
     x = torch.randn(n, generator=gen, dtype=torch.float64) * 3
     x[:200] = torch.linspace(-40.0, 40.0, 200, dtype=torch.float64)
+    x = _input(kernel.input, x)
     t = _target(kernel.target, n, gen)
     if kernel.target == "real":
         t[200:300] = x[200:300]
@@ -93,7 +99,7 @@ def test_native_and_pytorch_chunks_agree_in_float64() -> None:
     gen = torch.Generator().manual_seed(12)
     for kernel in _kernels():
         for params in kernel.examples:
-            x = torch.randn(3001, generator=gen, dtype=torch.float64) * 4
+            x = _input(kernel.input, torch.randn(3001, generator=gen, dtype=torch.float64) * 4)
             t = _target(kernel.target, 3001, gen)
             g = torch.rand(3001, generator=gen, dtype=torch.float64)
             out = []

@@ -63,10 +63,12 @@ class ElementwiseKernel:
     target_grad: str | None = None
     total: Fn | None = None
     native: Callable[..., tuple[str, tuple[float, ...]]] | None = None
-    # For the parity test every kernel gets (tests/test_fused.py): option sets to try, and the
-    # domain of the target ("real", "unit" for [0, 1], "binary" for {0, 1}, "sign" for ±1).
+    # For the parity test every kernel gets (tests/test_fused.py): option sets to try, the domain
+    # of the target ("real", "unit" for [0, 1], "binary" for {0, 1}, "sign" for ±1,
+    # "nonnegative" with exact zeros) and that of the input ("real" or "positive").
     examples: tuple[tuple[float, ...], ...] = ((),)
     target: str = "real"
+    input: str = "real"
 
     def chunk_sum(self, x: Tensor, t: Tensor, *params: float) -> Tensor:
         return self.value(x, t, *params).sum() if self.total is None else self.total(x, t, *params)

@@ -192,6 +192,87 @@ LK_INLINE real quantile_grad(real x, real t, const params *P) {
 }
 LK_DEFINE(quantile, quantile_loss, quantile_grad)
 
+/* MAPE, a = ε, b = the scale (1, or 100 for percent): b·|x - t| / max(|t|, ε). */
+LK_INLINE real sign_of(real v) { return (real)(v > 0) - (real)(v < 0); }
+LK_INLINE real mape_loss(real x, real t, const params *P) {
+    return P->b * R(fabs)(x - t) / at_least(R(fabs)(t), P->a);
+}
+LK_INLINE real mape_grad(real x, real t, const params *P) {
+    return P->b * sign_of(x - t) / at_least(R(fabs)(t), P->a);
+}
+LK_DEFINE(mape, mape_loss, mape_grad)
+
+/* sMAPE, a = ε: 2|r| / D with D = max(|x| + |t|, ε); the floor passes no gradient below ε. */
+LK_INLINE real smape_loss(real x, real t, const params *P) {
+    return 2 * R(fabs)(x - t) / at_least(R(fabs)(x) + R(fabs)(t), P->a);
+}
+LK_INLINE real smape_grad(real x, real t, const params *P) {
+    real total = R(fabs)(x) + R(fabs)(t);
+    real inv = 1 / at_least(total, P->a);
+    real r = x - t;
+    real live = total >= P->a ? sign_of(x) : (real)0;
+    return 2 * (sign_of(r) - R(fabs)(r) * inv * live) * inv;
+}
+LK_DEFINE(smape, smape_loss, smape_grad)
+
+/* MSLE: d² with d = log1p(x⁺) - log1p(t⁺) = log1p((x⁺ - t⁺)/(1 + t⁺)) (one log1p, and no
+ * cancellation when x ≈ t); derivative 2d/(1 + x⁺) where x ≥ 0. */
+LK_INLINE real msle_log_ratio(real x, real t) {
+    real xp = pos_part(x), tp = pos_part(t);
+    return LOG1P((xp - tp) / (1 + tp));
+}
+LK_INLINE real msle_loss(real x, real t, const params *P) {
+    (void)P;
+    real d = msle_log_ratio(x, t);
+    return d * d;
+}
+LK_INLINE real msle_grad(real x, real t, const params *P) {
+    (void)P;
+    return x >= 0 ? 2 * msle_log_ratio(x, t) / (1 + pos_part(x)) : (real)0;
+}
+LK_DEFINE(msle, msle_loss, msle_grad)
+
+/* Tweedie deviance of the mean μ (μ = e^x with log_input) for the power a = p, c = 1/((1-p)(2-p)):
+ *   p = 0: (y - μ)²;  p = 1: 2(y log(y/μ) - y + μ) (0·log 0 = 0);  p = 2: 2(log(μ/y) + y/μ - 1);
+ *   else 2(max(y, 0)^(2-p)·c - y·μ^(1-p)/(1-p) + μ^(2-p)/(2-p));
+ * dD/dμ = 2μ^(-p)(μ - y) in every case, times μ with log_input. LOGIN: log_input. */
+#define LK_TWEEDIE(name, LOGIN, LOSS_OF_MU, GRAD_OF_MU)                                           \
+    LK_INLINE real name##_loss(real x, real y, const params *P) {                                \
+        real mu = LOGIN ? EXP(x) : x;                                                            \
+        real log_mu = LOGIN ? x : LOG(mu);                                                       \
+        (void)log_mu, (void)P;                                                                   \
+        return LOSS_OF_MU;                                                                       \
+    }                                                                                            \
+    LK_INLINE real name##_grad(real x, real y, const params *P) {                                \
+        real mu = LOGIN ? EXP(x) : x;                                                            \
+        real log_mu = LOGIN ? x : LOG(mu);                                                       \
+        (void)log_mu, (void)P;                                                                   \
+        real d = GRAD_OF_MU;                                                                     \
+        return LOGIN ? d * mu : d;                                                               \
+    }                                                                                            \
+    LK_DEFINE(name, name##_loss, name##_grad)
+
+#define TWEEDIE_P0 ((y - mu) * (y - mu))
+#define TWEEDIE_P0_GRAD (2 * (mu - y))
+#define TWEEDIE_P1 (2 * ((y == 0 ? (real)0 : y * LOG(y / mu)) - y + mu))
+#define TWEEDIE_P1_GRAD (2 * (1 - y / mu))
+#define TWEEDIE_P2 (2 * (LOG(mu / y) + y / mu - 1))
+#define TWEEDIE_P2_GRAD (2 * (mu - y) / (mu * mu))
+#define TWEEDIE_ANY                                                                              \
+    (2 * (EXP((2 - P->a) * LOG(pos_part(y))) * P->c - y * EXP((1 - P->a) * log_mu) / (1 - P->a) + \
+          EXP((2 - P->a) * log_mu) / (2 - P->a)))
+#define TWEEDIE_ANY_GRAD (2 * EXP(-P->a * log_mu) * (mu - y))
+
+/* The p = 0, 1, 2 forms do not read log μ (the compiler drops it). */
+LK_TWEEDIE(tweedie_p0, 0, TWEEDIE_P0, TWEEDIE_P0_GRAD)
+LK_TWEEDIE(tweedie_p1, 0, TWEEDIE_P1, TWEEDIE_P1_GRAD)
+LK_TWEEDIE(tweedie_p2, 0, TWEEDIE_P2, TWEEDIE_P2_GRAD)
+LK_TWEEDIE(tweedie_any, 0, TWEEDIE_ANY, TWEEDIE_ANY_GRAD)
+LK_TWEEDIE(tweedie_p0_log, 1, TWEEDIE_P0, TWEEDIE_P0_GRAD)
+LK_TWEEDIE(tweedie_p1_log, 1, TWEEDIE_P1, TWEEDIE_P1_GRAD)
+LK_TWEEDIE(tweedie_p2_log, 1, TWEEDIE_P2, TWEEDIE_P2_GRAD)
+LK_TWEEDIE(tweedie_any_log, 1, TWEEDIE_ANY, TWEEDIE_ANY_GRAD)
+
 /* ------------------------------------------------------------------------ margins (y = ±1) */
 
 /* max(0, 1 - yx); derivative -y where the margin is positive (0 at the kink, as relu). */

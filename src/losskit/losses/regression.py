@@ -1049,11 +1049,22 @@ def mape_loss(
     """
     check_number("eps", eps, low=0, low_open=True)
     input, target = _pair(input, target, broadcast)
-    per = (input - target).abs() / target.abs().clamp_min(eps)
-    if percent:
-        per = 100.0 * per
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    return elementwise_loss(_MAPE, input, target, (eps, 100.0 if percent else 1.0), reduction,
+                            sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+
+
+def _mape(x: Tensor, t: Tensor, eps: float, scale: float) -> Tensor:
+    return scale * (x - t).abs() / t.abs().clamp_min(eps)
+
+
+_MAPE = ElementwiseKernel(
+    "mape",
+    reference=_mape,
+    value=lambda x, t, eps, scale: torch.sub(x, t).abs_().div_(t.abs().clamp_min_(eps)).mul_(scale),
+    grad=lambda x, t, eps, scale: torch.sub(x, t).sign_().div_(t.abs().clamp_min_(eps)).mul_(scale),
+    examples=((2.220446049250313e-16, 1.0), (0.5, 100.0)),
+    native=lambda eps, scale: ("mape", (eps, scale)),
+)
 
 
 class MAPELoss(LossModule):
@@ -1119,9 +1130,32 @@ def smape_loss(
     """
     check_number("eps", eps, low=0, low_open=True)
     input, target = _pair(input, target, broadcast)
-    per = 2.0 * (input - target).abs() / (input.abs() + target.abs()).clamp_min(eps)
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    return elementwise_loss(_SMAPE, input, target, (eps,), reduction, sample_weight=sample_weight,
+                            mask=mask, normalizer=normalizer, empty=empty)
+
+
+def _smape(x: Tensor, t: Tensor, eps: float) -> Tensor:
+    return 2.0 * (x - t).abs() / (x.abs() + t.abs()).clamp_min(eps)
+
+
+def _smape_grad(x: Tensor, t: Tensor, eps: float) -> Tensor:
+    # 2·sign(r)/D - 2|r|·sign(x)/D², D = max(|x| + |t|, ε); the floor passes no gradient below ε
+    total = torch.abs(x).add_(t.abs())
+    live = torch.ge(total, eps).to(x.dtype)
+    denom = total.clamp_min_(eps).reciprocal_()
+    r = torch.sub(x, t)
+    quotient = torch.abs(r).mul_(denom).mul_(live).mul_(torch.sign(x))
+    return r.sign_().sub_(quotient).mul_(denom).mul_(2.0)
+
+
+_SMAPE = ElementwiseKernel(
+    "smape",
+    reference=_smape,
+    value=lambda x, t, eps: torch.sub(x, t).abs_().mul_(2.0).div_(torch.abs(x).add_(t.abs()).clamp_min_(eps)),
+    grad=_smape_grad,
+    examples=((1e-12,), (0.5,)),
+    native=lambda eps: ("smape", (eps,)),
+)
 
 
 class SMAPELoss(LossModule):
@@ -1187,9 +1221,35 @@ def msle_loss(
         Keras ``MeanSquaredLogarithmicError``; scikit-learn ``mean_squared_log_error``.
     """
     input, target = _pair(input, target, broadcast)
-    d = torch.log1p(input.clamp_min(0)) - torch.log1p(target.clamp_min(0))
-    return reduce(d.square(), reduction, sample_weight=sample_weight, mask=mask,
-                  normalizer=normalizer, empty=empty)
+    return elementwise_loss(_MSLE, input, target, (), reduction, sample_weight=sample_weight, mask=mask,
+                            normalizer=normalizer, empty=empty)
+
+
+def _msle(x: Tensor, t: Tensor) -> Tensor:
+    return (torch.log1p(x.clamp_min(0)) - torch.log1p(t.clamp_min(0))).square()
+
+
+def _msle_log_ratio(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log1p(x⁺) - log1p(t⁺), 1/(1 + x⁺))`` of a chunk, the first as
+    ``log1p((x⁺ - t⁺)/(1 + t⁺))``: one log1p, no cancellation when x ≈ t."""
+    xp, tp = torch.clamp_min(x, 0.0), torch.clamp_min(t, 0.0)
+    d = torch.sub(xp, tp).div_(tp.add_(1.0)).log1p_()
+    return d, xp.add_(1.0).reciprocal_()
+
+
+def _msle_grad(x: Tensor, t: Tensor) -> Tensor:
+    d, inv = _msle_log_ratio(x, t)
+    return d.mul_(inv).mul_(torch.ge(x, 0.0).to(x.dtype)).mul_(2.0)   # clamp_min(0) passes at x ≥ 0
+
+
+_MSLE = ElementwiseKernel(
+    "msle",
+    reference=_msle,
+    value=lambda x, t: _msle_log_ratio(x, t)[0].square_(),
+    grad=_msle_grad,
+    target="nonnegative",
+    native=lambda: ("msle", ()),
+)
 
 
 class MSLELoss(LossModule):
@@ -1522,20 +1582,48 @@ def tweedie_deviance_loss(
             "(0 squared error, 1 Poisson, 2 Gamma, 1 < p < 2 compound Poisson–Gamma)."
         )
     input, target = _pair(input, target, broadcast)
-    mu = torch.exp(input) if log_input else input
-    y = target
-    p = power
+    return elementwise_loss(_TWEEDIE, input, target, (float(power), float(log_input)), reduction,
+                            sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+
+
+def _tweedie(x: Tensor, y: Tensor, p: float, log_input: float) -> Tensor:
+    mu = torch.exp(x) if log_input else x
     if p == 0:
-        per = (y - mu).square()
+        return (y - mu).square()
+    if p == 1:
+        return 2 * (torch.xlogy(y, y) - y * torch.log(mu) - y + mu)
+    if p == 2:
+        return 2 * (torch.log(mu / y) + y / mu - 1)
+    return 2 * (y.clamp_min(0).pow(2 - p) / ((1 - p) * (2 - p))
+                - y * mu.pow(1 - p) / (1 - p) + mu.pow(2 - p) / (2 - p))
+
+
+def _tweedie_grad(x: Tensor, y: Tensor, p: float, log_input: float) -> Tensor:
+    # dD/dμ = 2·μ^(-p)·(μ - y) for every p, times dμ/dx = μ with log_input
+    mu = torch.exp(x) if log_input else x
+    if p == 0:
+        d = torch.sub(mu, y).mul_(2.0)
     elif p == 1:
-        per = 2 * (torch.xlogy(y, y) - y * torch.log(mu) - y + mu)
+        d = torch.div(y, mu).neg_().add_(1.0).mul_(2.0)
     elif p == 2:
-        per = 2 * (torch.log(mu / y) + y / mu - 1)
+        d = torch.sub(mu, y).div_(mu).div_(mu).mul_(2.0)
     else:
-        per = 2 * (y.clamp_min(0).pow(2 - p) / ((1 - p) * (2 - p))
-                   - y * mu.pow(1 - p) / (1 - p) + mu.pow(2 - p) / (2 - p))
-    return reduce(per, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+        d = torch.pow(mu, -p).mul_(torch.sub(mu, y)).mul_(2.0)
+    return d.mul_(mu) if log_input else d
+
+
+_TWEEDIE = ElementwiseKernel(
+    "tweedie_deviance",
+    reference=_tweedie,
+    value=lambda x, y, p, log_input: _tweedie(x, y, p, log_input),
+    grad=_tweedie_grad,
+    examples=((1.5, 0.0), (0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (1.2, 1.0), (-1.0, 0.0)),
+    target="positive",
+    input="positive",
+    native=lambda p, log_input: (
+        f"tweedie_{ {0.0: 'p0', 1.0: 'p1', 2.0: 'p2'}.get(p, 'any')}{'_log' if log_input else ''}",
+        (p, log_input, 1 / ((1 - p) * (2 - p)) if p not in (1, 2) else 0.0)),
+)
 
 
 class TweedieDevianceLoss(LossModule):
