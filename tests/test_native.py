@@ -137,3 +137,45 @@ def test_a_fresh_build_compiles_and_loads(monkeypatch: pytest.MonkeyPatch, tmp_p
         assert hasattr(lib, "lk_grad_f32_log_cosh") and hasattr(lib, "lk_sum_f64_asymmetric_aa_clip")
     finally:
         _native._state.update(saved)
+
+
+@needs_native
+def test_row_kernels_name_a_target_out_of_range() -> None:
+    import losskit.functional as LF
+    from losskit import LossInputError
+
+    x = torch.randn(4, 5, requires_grad=True)
+    with pytest.raises(LossInputError, match=r"target holds 1 class index\(es\) outside \[0, 5\)"):
+        LF.cross_entropy(x, torch.tensor([0, 4, 5, -100]))
+    got = LF.cross_entropy(x, torch.tensor([0, 4, 1, -100]))   # -100: ignore_index, not a class
+    torch.testing.assert_close(got, torch.nn.functional.cross_entropy(x, torch.tensor([0, 4, 1, -100])))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_kernels_match_pytorch_over_threads(dtype: torch.dtype) -> None:
+    # 3001 × 37 logits (parallel over rows), −inf (masked) classes, ignored positions
+    gen = torch.Generator().manual_seed(13)
+    x = (torch.randn(3001, 37, generator=gen, dtype=torch.float64) * 5).to(dtype)
+    x[::7, 3] = float("-inf")
+    y = torch.randint(0, 37, (3001,), generator=gen)
+    y[y == 3] = 4
+    y[::11] = -100
+    w = torch.rand(37, generator=gen, dtype=torch.float64).to(dtype) + 0.5
+    g = (torch.rand(3001, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    import losskit.functional as LF
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for weight in (None, w):
+            a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+            got = LF.cross_entropy(a, y, weight=weight, reduction="none")
+            want = torch.nn.functional.cross_entropy(b, y, weight=weight, reduction="none")
+            (ga,) = torch.autograd.grad(got, a, g)
+            (gb,) = torch.autograd.grad(want, b, g)
+            tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+            torch.testing.assert_close(got, want, **tol)
+            torch.testing.assert_close(ga, gb, **tol)
+    finally:
+        torch.set_num_threads(threads)

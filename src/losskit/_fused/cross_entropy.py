@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from losskit import _native
 from losskit._core.checks import LossInputError
 from losskit._core.fused import reference_grads
 
@@ -69,6 +70,34 @@ def _class_sum(v: Tensor, weight: Tensor) -> Tensor:
     return (v * w.view(1, -1, 1)).sum(1)
 
 
+def _blockwise_forward(x: Tensor, t: Tensor, weight: Tensor | None,
+                       smoothing: float) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """NLL per position by PyTorch's ``log_softmax`` over blocks of rows, and with label
+    smoothing Σ_c w_c·(−log p_c) and Σ_c w_c over the finite classes (for backward)."""
+    c = x.shape[1]
+    nll = torch.empty(t.shape, dtype=x.dtype, device=x.device)
+    smooth = torch.empty_like(nll) if smoothing != 0.0 else None
+    wfin = torch.empty_like(nll) if smoothing != 0.0 else None
+    steps = _blocks(x)
+    rows = steps.step
+    buf = x.new_empty(x[:rows].shape)
+    for r in steps:
+        xr = x[r:r + rows]
+        logp = buf[:xr.shape[0]]
+        _log_softmax(xr, 1, False, out=logp)
+        nll[r:r + rows] = logp.gather(1, t[r:r + rows].unsqueeze(1)).squeeze(1).neg()
+        if smooth is not None and wfin is not None:
+            ninf = torch.isneginf(logp)
+            logp.masked_fill_(ninf, 0.0)
+            if weight is None:
+                smooth[r:r + rows] = logp.sum(1).neg_()
+                wfin[r:r + rows] = ninf.sum(1).neg_().add_(c)
+            else:
+                smooth[r:r + rows] = _class_sum(logp, weight).neg_()
+                wfin[r:r + rows] = _class_sum(ninf.logical_not_(), weight)
+    return nll, smooth, wfin
+
+
 class _IndexCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
@@ -76,38 +105,28 @@ class _IndexCrossEntropy(torch.autograd.Function):
         valid = target != ignore_index
         t = torch.where(valid, target, 0)
         c = x.shape[1]
-        nll = torch.empty(target.shape, dtype=x.dtype, device=x.device)
-        smooth = torch.empty_like(nll) if smoothing != 0.0 else None
-        wfin = torch.empty_like(nll) if smoothing != 0.0 else None
-        steps = _blocks(x)
-        rows = steps.step
-        buf = x.new_empty(x[:rows].shape)
-        for r in steps:
-            xr = x[r:r + rows]
-            logp = buf[:xr.shape[0]]
-            _log_softmax(xr, 1, False, out=logp)
-            nll[r:r + rows] = logp.gather(1, t[r:r + rows].unsqueeze(1)).squeeze(1).neg()
-            if smooth is not None and wfin is not None:
-                # Σ_c w_c·(−log p_c) over the finite classes, and Σ_c w_c over them (for backward)
-                ninf = torch.isneginf(logp)
-                logp.masked_fill_(ninf, 0.0)
-                if weight is None:
-                    smooth[r:r + rows] = logp.sum(1).neg_()
-                    wfin[r:r + rows] = ninf.sum(1).neg_().add_(c)
-                else:
-                    smooth[r:r + rows] = _class_sum(logp, weight).neg_()
-                    wfin[r:r + rows] = _class_sum(ninf.logical_not_(), weight)
+        rows_kernel = _native.softmax_rows(x) if smoothing == 0.0 else None
+        lse = smooth = wfin = None
+        if rows_kernel is not None:
+            t = t.to(torch.int64)
+            nll, lse, bad = rows_kernel.forward(x, t)
+            if bad:
+                raise LossInputError(
+                    f"target holds {bad} class index(es) outside [0, {c}) (ignore_index={ignore_index}). "
+                    f"Fix: use labels in 0…{c - 1}, or mark the positions to skip with ignore_index.")
+        else:
+            nll, smooth, wfin = _blockwise_forward(x, t, weight, smoothing)
         wy = valid.to(x.dtype) if weight is None else torch.where(valid, weight.to(x.dtype)[t], 0.0)
         loss = nll * wy
         if smooth is not None:
             loss = (1.0 - smoothing) * loss + (smoothing / c) * torch.where(valid, smooth, 0.0)
-        ctx.save_for_backward(x, target, weight, t, valid, wy, wfin)
+        ctx.save_for_backward(x, target, weight, t, valid, wy, wfin, lse)
         ctx.smoothing, ctx.inplace, ctx.reference = smoothing, inplace, reference
         return loss
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, target, weight, t, valid, wy, wfin = ctx.saved_tensors
+        x, target, weight, t, valid, wy, wfin, lse = ctx.saved_tensors
         none = (None,) * 6
         if not ctx.needs_input_grad[0]:
             return (None,) + none
@@ -127,6 +146,13 @@ class _IndexCrossEntropy(torch.autograd.Function):
         uniform = (s * (eps / c)).unsqueeze(1)
         w = _class_weight_view(weight, x)
         out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+        rows_kernel = _native.softmax_rows(x) if lse is not None else None
+        if rows_kernel is not None:
+            assert lse is not None
+            rows_kernel.backward(x, t, lse, at_target.squeeze(1).contiguous(), out)
+            if ctx.inplace:  # written behind autograd's back: mark the logits as modified
+                torch.autograd.graph.increment_version(x)
+            return (out,) + none
         tt = t.unsqueeze(1)
         steps = _blocks(x)
         rows = steps.step

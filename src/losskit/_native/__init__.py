@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["NativeKernel", "enabled", "kernel", "library", "status"]
+__all__ = ["NativeKernel", "SoftmaxRows", "enabled", "kernel", "library", "softmax_rows", "status"]
 
 SOURCE = Path(__file__).with_name("elementwise.c")
 
@@ -202,3 +202,46 @@ def kernel(name: str, *tensors: Tensor) -> NativeKernel | None:
     if any(t.dtype != first.dtype or t.device != first.device or not t.is_contiguous() for t in tensors):
         return None
     return _kernel(name, suffix)
+
+
+class SoftmaxRows:
+    """Softmax cross-entropy over the rows of a contiguous ``(rows, classes)`` block, one dtype."""
+
+    def __init__(self, lib: ctypes.CDLL, suffix: str) -> None:
+        self._forward = getattr(lib, f"lk_ce_forward_{suffix}_rows")
+        self._forward.restype = ctypes.c_int64
+        self._forward.argtypes = [_P, _I64, _I64, _P, _P, _P, ctypes.c_int]
+        self._backward = getattr(lib, f"lk_ce_backward_{suffix}_rows")
+        self._backward.restype = None
+        self._backward.argtypes = [_P, _I64, _I64, _P, _P, _P, _P, ctypes.c_int]
+
+    def forward(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int]:
+        """``(nll, lse, bad)`` per row for int64 ``target``; ``bad`` counts the targets outside
+        ``[0, classes)`` (their NLL is NaN)."""
+        rows, classes = x.shape
+        nll = x.new_empty(rows)
+        lse = x.new_empty(rows)
+        bad = self._forward(x.data_ptr(), rows, classes, target.data_ptr(), nll.data_ptr(),
+                            lse.data_ptr(), torch.get_num_threads())
+        return nll, lse, int(bad)
+
+    def backward(self, x: Tensor, target: Tensor, lse: Tensor, coef: Tensor, out: Tensor) -> Tensor:
+        """``out[i] = coef[i]·(softmax(x[i]) - onehot(target[i]))``; ``out`` may be ``x``."""
+        rows, classes = x.shape
+        self._backward(x.data_ptr(), rows, classes, target.data_ptr(), lse.data_ptr(), coef.data_ptr(),
+                       out.data_ptr(), torch.get_num_threads())
+        return out
+
+
+@functools.cache
+def _softmax_rows(suffix: str) -> SoftmaxRows | None:
+    lib = library()
+    return None if lib is None else SoftmaxRows(lib, suffix)
+
+
+def softmax_rows(x: Tensor) -> SoftmaxRows | None:
+    """The row kernels for a contiguous 2-D CPU float32/float64 ``x``, or ``None``."""
+    suffix = _TYPES.get(x.dtype)
+    if not _switch["on"] or suffix is None or x.device.type != "cpu" or x.ndim != 2 or not x.is_contiguous():
+        return None
+    return _softmax_rows(suffix)

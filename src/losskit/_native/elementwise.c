@@ -497,3 +497,49 @@ LK_ASYMMETRIC(asymmetric_ii, pow_small, pow_small, 0)
 LK_ASYMMETRIC(asymmetric_ia, pow_small, pow_any, 0)
 LK_ASYMMETRIC(asymmetric_ai, pow_any, pow_small, 0)
 LK_ASYMMETRIC(asymmetric_aa, pow_any, pow_any, 0)
+
+/* ----------------------------------------------------------- softmax cross-entropy over rows */
+
+/* Rows of a contiguous (rows × classes) block of logits against class indices. The forward
+ * writes each row's log-sum-exp (max + log Σ e^(x - max)) and NLL = lse - x[target], and returns
+ * how many targets lie outside [0, classes) (their NLL is NaN, and the caller raises); the
+ * backward writes coef·(e^(x - lse) - [c = target]) row by row, so ``out`` may be ``x`` itself. */
+int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t classes,
+                              const int64_t *restrict target, real *restrict nll,
+                              real *restrict lse, int threads) {
+    int64_t bad = 0;
+    LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
+           if (rows * classes >= LK_PARALLEL_MIN))
+    for (int64_t i = 0; i < rows; i++) {
+        const real *row = x + i * classes;
+        real m = -INFINITY;
+        LK_OMP(simd reduction(max : m))
+        for (int64_t j = 0; j < classes; j++) m = row[j] > m ? row[j] : m;
+        real s = 0;
+        LK_OMP(simd reduction(+ : s))
+        for (int64_t j = 0; j < classes; j++) s += EXP(row[j] - m);
+        real l = m + LOG(s);
+        int64_t k = target[i];
+        int ok = k >= 0 && k < classes;
+        bad += !ok;
+        lse[i] = l;
+        nll[i] = ok ? l - row[k] : (real)NAN;
+    }
+    return bad;
+}
+
+void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
+                            const int64_t *restrict target, const real *restrict lse,
+                            const real *restrict coef, real *out, int threads) {
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (rows * classes >= LK_PARALLEL_MIN))
+    for (int64_t i = 0; i < rows; i++) {
+        const real *row = x + i * classes;
+        real *grad = out + i * classes;
+        const real c = coef[i], l = lse[i];
+        const real at_target = row[target[i]];
+        LK_OMP(simd)
+        for (int64_t j = 0; j < classes; j++) grad[j] = c * EXP(row[j] - l);
+        grad[target[i]] = c * (EXP(at_target - l) - 1);
+    }
+}
