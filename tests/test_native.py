@@ -179,3 +179,23 @@ def test_row_kernels_match_pytorch_over_threads(dtype: torch.dtype) -> None:
             torch.testing.assert_close(ga, gb, **tol)
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_native
+def test_the_single_threaded_build_without_openmp_gives_the_same_numbers(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the last resort of the build (a compiler without OpenMP): the pragmas are ignored
+    monkeypatch.setenv("LOSSKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_native, "_FLAG_SETS", _native._FLAG_SETS[-1:])
+    saved = dict(_native._state)
+    try:
+        lib = _native.library.__wrapped__()
+        assert lib is not None and "-fopenmp" not in _native.status()
+        plain = _native.NativeKernel(lib, "log_cosh", "f64")
+        x = torch.linspace(-30.0, 30.0, 40001, dtype=torch.float64)
+        t = torch.zeros_like(x)
+        torch.testing.assert_close(plain.value(x, t, ()), torch.log(torch.cosh(x)), rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(plain.grad(x, t, (), 1.0), torch.tanh(x), rtol=1e-14, atol=0.0)
+        assert plain.sum(x, t, ()) == pytest.approx(float(torch.log(torch.cosh(x)).sum()), rel=1e-12)
+    finally:
+        _native._state.update(saved)

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -37,9 +38,11 @@ _FLAG_SETS = (
      "-fno-trapping-math", "-DLK_LIBMVEC", "-lmvec", "-lm"),
     ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-lm"),
     ("-O2", "-fopenmp", "-lm"),
+    ("-O2", "-lm"),   # no OpenMP (e.g. Apple clang): the kernels run on one thread
 )
 _TYPES = {torch.float32: "f32", torch.float64: "f64"}
 
+_log = logging.getLogger("losskit")
 _state: dict[str, str] = {"status": "not built"}
 _switch = {"on": True}
 
@@ -65,9 +68,17 @@ def _compiler() -> str | None:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("LOSSKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "losskit")
-    return Path(root)
+    """``$LOSSKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/losskit`` or ``~/.cache/losskit``; a
+    per-user folder of the system's temporary directory where that cannot be written."""
+    root = Path(os.environ.get("LOSSKIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "losskit"))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"losskit-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def _cpu_signature() -> str:
@@ -103,7 +114,8 @@ def _build(cc: str, flags: tuple[str, ...], target: Path) -> None:
                 if result.returncode != 0:
                     raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
         out = os.path.join(tmp, "lib.so")
-        result = subprocess.run([cc, "-shared", "-fopenmp", *objects, "-o", out, *link_flags],
+        openmp = ["-fopenmp"] if "-fopenmp" in flags else []
+        result = subprocess.run([cc, "-shared", *openmp, *objects, "-o", out, *link_flags],
                                 capture_output=True, timeout=300)
         if result.returncode != 0:
             raise RuntimeError(result.stderr.decode(errors="replace")[-2000:])
@@ -125,6 +137,8 @@ def library() -> ctypes.CDLL | None:
         try:
             target = _cache_dir() / f"elementwise-{_key(cc, flags)}.so"
             if not target.exists():
+                _log.info("losskit: compiling the fused losses' C kernels into %s (once per machine)",
+                          target.parent)
                 _build(cc, flags, target)
             lib = ctypes.CDLL(str(target))
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
@@ -162,8 +176,8 @@ class NativeKernel:
 
     @staticmethod
     def _params(params: tuple[float, ...]) -> ctypes.Array[ctypes.c_double]:
-        values = (*params, *(0.0,) * (5 - len(params)))
-        return (ctypes.c_double * 5)(*values)
+        values = (*params, *(0.0,) * (6 - len(params)))
+        return (ctypes.c_double * 6)(*values)
 
     def sum(self, x: Tensor, t: Tensor, params: tuple[float, ...]) -> float:
         return self._sum(x.data_ptr(), t.data_ptr(), x.numel(), self._params(params),

@@ -11,7 +11,7 @@
  *
  * <R> is f32 or f64: the file is compiled once per type (LK_DOUBLE). One pass over the inputs per
  * direction, the transcendentals vectorised (glibc's libmvec where the build finds it), threads
- * from the OpenMP runtime PyTorch itself runs on. Options arrive as an array of five numbers; a
+ * from the OpenMP runtime PyTorch itself runs on. Options arrive as an array of six numbers; a
  * loss whose cost depends on an option (an exponent that is a small integer or not) has one
  * variant per case, chosen in Python.
  */
@@ -54,7 +54,7 @@ LK_SIMD real R(tanh)(real);
 #define LK_PARALLEL_MIN 32768
 
 typedef struct {
-    real a, b, c, d, e;
+    real a, b, c, d, e, f;
 } params;
 
 #define LK_INLINE static inline __attribute__((always_inline))
@@ -65,21 +65,41 @@ typedef struct {
 LK_INLINE real pos_part(real v) { return v < 0 ? (real)0 : v; }
 LK_INLINE real at_least(real v, real floor) { return v < floor ? floor : v; }
 
-/* log1p(e) for e in [0, 1] (the e^-|x| of the logistic losses) as 2·atanh(s), s = e/(2 + e) ≤ 1/3:
- * the odd series of atanh to s^13 (float) or s^33 (double), whose first omitted term is below
- * 2e-8 (float) or 2e-17 (double) of the sum. Products and one division: about half the cost of a
- * vectorised log1p, and relatively accurate down to e → 0. NaN stays NaN. */
+/* log1p(v) = 2·atanh(h) for h = v/(2 + v), v in [0, 1] (so h ≤ 1/3): the odd series of atanh to
+ * h^13 (float) or h^33 (double), whose first omitted term is below 2e-8 (float) or 2e-17 (double)
+ * of the sum. Products only: about half the cost of a vectorised log1p, and relatively accurate
+ * down to v → 0. NaN stays NaN. */
 #ifdef LK_DOUBLE
 #define LK_ATANH_TERMS 16
 #else
 #define LK_ATANH_TERMS 6
 #endif
-LK_INLINE real log1p_unit(real e) {
-    real s = e / (2 + e);
-    real s2 = s * s;
+LK_INLINE real log1p_of_ratio(real h) {
+    real h2 = h * h;
     real acc = (real)1 / (2 * LK_ATANH_TERMS + 1);
-    for (int k = LK_ATANH_TERMS - 1; k >= 0; k--) acc = acc * s2 + (real)1 / (2 * k + 1);
-    return 2 * s * acc;
+    for (int k = LK_ATANH_TERMS - 1; k >= 0; k--) acc = acc * h2 + (real)1 / (2 * k + 1);
+    return 2 * h * acc;
+}
+
+/* log1p(v) for v in [0, 1] (the e^-|x| of the logistic losses). */
+LK_INLINE real log1p_unit(real v) { return log1p_of_ratio(v / (2 + v)); }
+
+/* What the logistic losses need of x, from one exp and one division: e = e^-|x|, r = σ(|x|) =
+ * 1/(1 + e), s = σ(x), sn = σ(-x) (r on one side, e·r on the other: neither tail cancels) and
+ * lg = log1p(e), so that softplus(±x) = max(±x, 0) + lg. 1/((1 + e)(2 + e)) gives both 1/(1 + e)
+ * and the e/(2 + e) of log1p_of_ratio. */
+typedef struct {
+    real e, r, s, sn, lg;
+} logistic;
+LK_INLINE logistic logistic_of(real x) {
+    logistic L;
+    L.e = EXP(-R(fabs)(x));
+    real inv = 1 / ((1 + L.e) * (2 + L.e));
+    L.r = (2 + L.e) * inv;
+    L.s = x >= 0 ? L.r : L.e * L.r;
+    L.sn = x >= 0 ? L.e * L.r : L.r;
+    L.lg = log1p_of_ratio(L.e * (1 + L.e) * inv);
+    return L;
 }
 
 /* q^k for q ≥ 0 and k in {-1, 0, 1, 2, 3, 4}: products and a select, no transcendental. */
@@ -99,7 +119,8 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
 #define LK_DEFINE(name, LOSS, GRAD)                                                               \
     double SYM(sum, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, int threads) {                              \
-        const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3], (real)prm[4]};  \
+        const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
+                          (real)prm[3], (real)prm[4], (real)prm[5]};                             \
         double acc = 0.0;                                                                         \
         LK_OMP(parallel for simd reduction(+ : acc) schedule(static) num_threads(threads)         \
                if (n >= LK_PARALLEL_MIN))                                                         \
@@ -108,14 +129,16 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
     }                                                                                             \
     void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, real *restrict out, int threads) {          \
-        const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3], (real)prm[4]};  \
+        const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
+                          (real)prm[3], (real)prm[4], (real)prm[5]};                             \
         LK_OMP(parallel for simd schedule(static) num_threads(threads) if (n >= LK_PARALLEL_MIN)) \
         for (int64_t i = 0; i < n; i++) out[i] = LOSS(x[i], t[i], &P);                            \
     }                                                                                             \
     void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
                          const double *restrict prm, const real *restrict g, double gs,           \
                          real *restrict out, int threads) {                                       \
-        const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3], (real)prm[4]};  \
+        const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
+                          (real)prm[3], (real)prm[4], (real)prm[5]};                             \
         const real s = (real)gs;                                                                  \
         if (g == NULL) {                                                                          \
             LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
@@ -318,7 +341,7 @@ LK_DEFINE(squared_hinge, squared_hinge_loss, squared_hinge_grad)
 
 /* softplus(x) = max(x, 0) + log1p(e^-|x|); σ(x) = 1/(1 + e^-|x|) for x ≥ 0, e^-|x|/(1 + e^-|x|)
  * below, so neither tail cancels. */
-LK_INLINE real softplus(real x) { return pos_part(x) + log1p_unit(EXP(-R(fabs)(x))); }
+LK_INLINE real softplus(real x) { return pos_part(x) + logistic_of(x).lg; }
 LK_INLINE real sigmoid(real x) {
     real e = EXP(-R(fabs)(x));
     real r = 1 / (1 + e);
@@ -407,25 +430,19 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
 #define LK_FOCAL(name, POW)                                                                      \
     LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
         real xc = x > LK_SQRT_MAX ? LK_SQRT_MAX : (x < -LK_SQRT_MAX ? -LK_SQRT_MAX : x);         \
-        real e = EXP(-R(fabs)(xc));                                                              \
-        real r = 1 / (1 + e);                                                                    \
-        real s = xc >= 0 ? r : e * r;                                                            \
-        real sn = xc >= 0 ? e * r : r;                                                           \
-        real bce = pos_part(xc) - t * xc + log1p_unit(e);                                        \
-        real q = at_least(t * sn + (1 - t) * s, LK_TINY);                                        \
+        logistic L = logistic_of(xc);                                                            \
+        real bce = pos_part(xc) - t * xc + L.lg;                                                 \
+        real q = at_least(t * L.sn + (1 - t) * L.s, LK_TINY);                                    \
         real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
         return at * bce * (P->b == 0 ? (real)1 : POW(q, P->b));                                  \
     }                                                                                            \
     LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
         real xc = x > LK_SQRT_MAX ? LK_SQRT_MAX : (x < -LK_SQRT_MAX ? -LK_SQRT_MAX : x);         \
-        real e = EXP(-R(fabs)(xc));                                                              \
-        real r = 1 / (1 + e);                                                                    \
-        real s = xc >= 0 ? r : e * r;                                                            \
-        real sn = xc >= 0 ? e * r : r;                                                           \
-        real d = xc == x ? (1 - t) * s - t * sn : (real)0;                                       \
-        real bce = pos_part(xc) - t * xc + log1p_unit(e);                                        \
-        real q = at_least(t * sn + (1 - t) * s, LK_TINY);                                        \
-        real dq = (1 - 2 * t) * e * r * r * bce;                                                 \
+        logistic L = logistic_of(xc);                                                            \
+        real d = xc == x ? (1 - t) * L.s - t * L.sn : (real)0;                                   \
+        real bce = pos_part(xc) - t * xc + L.lg;                                                 \
+        real q = at_least(t * L.sn + (1 - t) * L.s, LK_TINY);                                    \
+        real dq = (1 - 2 * t) * L.e * L.r * L.r * bce;                                           \
         real focal = P->b == 0 ? d : (d * q + P->b * dq) * POW(q, P->b - 1);                     \
         real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
         return at * focal;                                                                       \
@@ -438,41 +455,44 @@ LK_FOCAL(sigmoid_focal_any, pow_any)
 /* ------------------------------------------------------------------------------ asymmetric */
 
 /* Ridnik et al.'s asymmetric loss, a = γ₊, b = γ₋, c = the probability margin m, d = log ε
- * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf. With s = σ(x),
- * sn = σ(-x), ss = σσ' and lg = log1p(e^-|x|):
+ * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf, f = log m. With
+ * s = σ(x), sn = σ(-x), ss = σσ' and lg = log1p(e^-|x|) (logistic_of):
  *   log p = min(x, 0) - lg;  log(1 - p_m) = log min(sn + m, 1) (m > 0) or -max(x, 0) - lg,
  *   each floored at log ε (the second only when m < ε);
  *   pos = sn^γ₊·log p;  neg = p_m^γ₋·log(1 - p_m), p_m = max(s - m, 0) (s when m = 0);
  *   ℓ = -(t·pos + (1 - t)·neg), and its derivative by the product rule, each floor and clamp
  *   passing no gradient where it is active. POWP/POWN: pow_small or pow_any for γ₊/γ₋. */
+/* log min(sn + m, 1) from logistic_of's parts, without a log: log(sn + m) is
+ * log sn + log1p(m/sn) where sn ≥ m and log m + log1p(sn/m) below, each log1p of a ratio in
+ * [0, 1] with h = num/(2·den + num); log sn = -max(x, 0) - lg. c = m, f = log m. */
+LK_INLINE real log_margin(real x, logistic L, const params *P) {
+    int above = L.sn >= P->c;
+    real num = above ? P->c : L.sn, den = above ? L.sn : P->c;
+    real base = above ? -pos_part(x) - L.lg : P->f;
+    real v = base + log1p_of_ratio(num / (2 * den + num));
+    return L.sn + P->c < 1 ? v : (real)0;
+}
+
 #define LK_ASYMMETRIC(name, POWP, POWN, CLIP)                                                    \
     LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
-        real e = EXP(-R(fabs)(x));                                                               \
-        real r = 1 / (1 + e);                                                                    \
-        real s = x > 0 ? r : e * r;                                                              \
-        real sn = x < 0 ? r : e * r;                                                             \
-        real lg = log1p_unit(e);                                                                 \
-        real log_p = at_least((x < 0 ? x : (real)0) - lg, P->d);                                 \
-        real log_q = CLIP ? LOG(sn + P->c < 1 ? sn + P->c : (real)1) : -pos_part(x) - lg;        \
+        logistic L = logistic_of(x);                                                             \
+        real log_p = at_least((x < 0 ? x : (real)0) - L.lg, P->d);                               \
+        real log_q = CLIP ? log_margin(x, L, P) : -pos_part(x) - L.lg;                           \
         log_q = at_least(log_q, P->e);                                                           \
-        real pos = P->a == 0 ? log_p : log_p * POWP(sn, P->a);                                   \
-        real base = CLIP ? pos_part(s - P->c) : s;                                               \
+        real pos = P->a == 0 ? log_p : log_p * POWP(L.sn, P->a);                                 \
+        real base = CLIP ? pos_part(L.s - P->c) : L.s;                                           \
         real neg = P->b == 0 ? log_q : log_q * POWN(base, P->b);                                 \
         return -(neg + t * (pos - neg));                                                         \
     }                                                                                            \
     LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
-        real e = EXP(-R(fabs)(x));                                                               \
-        real r = 1 / (1 + e);                                                                    \
-        real s = x > 0 ? r : e * r;                                                              \
-        real sn = x < 0 ? r : e * r;                                                             \
-        real ss = e * r * r;                                                                     \
-        real lg = log1p_unit(e);                                                                 \
-        real log_p = (x < 0 ? x : (real)0) - lg;                                                 \
+        logistic L = logistic_of(x);                                                             \
+        real s = L.s, sn = L.sn, ss = L.e * L.r * L.r;                                           \
+        real log_p = (x < 0 ? x : (real)0) - L.lg;                                               \
         real dlog_p = log_p >= P->d ? sn : (real)0;                                              \
         log_p = at_least(log_p, P->d);                                                           \
         real dpos = P->a == 0 ? dlog_p : (dlog_p - P->a * s * log_p) * POWP(sn, P->a);           \
         real u = sn + P->c;                                                                      \
-        real log_q = CLIP ? LOG(u < 1 ? u : (real)1) : -pos_part(x) - lg;                        \
+        real log_q = CLIP ? log_margin(x, L, P) : -pos_part(x) - L.lg;                           \
         real dlog_q = CLIP ? -ss / u : -s;                                                       \
         dlog_q = CLIP && P->b == 0 && u > 1 ? (real)0 : dlog_q;                                  \
         dlog_q = log_q < P->e ? (real)0 : dlog_q;                                                \

@@ -645,7 +645,8 @@ def _asymmetric_native(gamma_pos: float, gamma_neg: float, clip: float,
     floor = math.log(eps) if eps > 0 else -math.inf
     powers = small_power(gamma_pos)[0] + small_power(gamma_neg)[0]   # "ii", "ia", "ai" or "aa"
     variant = f"asymmetric_{powers}{'_clip' if clip > 0 else ''}"
-    return variant, (gamma_pos, gamma_neg, clip, floor, floor if clip < eps else -math.inf)
+    return variant, (gamma_pos, gamma_neg, clip, floor, floor if clip < eps else -math.inf,
+                     math.log(clip) if clip > 0 else 0.0)
 
 
 _ASYMMETRIC = ElementwiseKernel(
