@@ -50,7 +50,9 @@ LK_SIMD real R(tanh)(real);
 #define TANH R(tanh)
 #define SQRT R(sqrt)
 
-/* Below this many elements one thread does the work (a parallel region costs microseconds). */
+/* Below this many elements one thread does the work (a parallel region costs microseconds). The
+ * clauses say ``if (parallel : ...)``: a bare ``if`` on ``parallel for simd`` would also switch
+ * the simd vectorisation off below the threshold (OpenMP 5), and the loop would run scalar. */
 #define LK_PARALLEL_MIN 32768
 
 typedef struct {
@@ -123,7 +125,7 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
                           (real)prm[3], (real)prm[4], (real)prm[5]};                             \
         double acc = 0.0;                                                                         \
         LK_OMP(parallel for simd reduction(+ : acc) schedule(static) num_threads(threads)         \
-               if (n >= LK_PARALLEL_MIN))                                                         \
+               if (parallel : n >= LK_PARALLEL_MIN))                                              \
         for (int64_t i = 0; i < n; i++) acc += (double)LOSS(x[i], t[i], &P);                      \
         return acc;                                                                               \
     }                                                                                             \
@@ -131,7 +133,8 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
                           const double *restrict prm, real *restrict out, int threads) {          \
         const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
                           (real)prm[3], (real)prm[4], (real)prm[5]};                             \
-        LK_OMP(parallel for simd schedule(static) num_threads(threads) if (n >= LK_PARALLEL_MIN)) \
+        LK_OMP(parallel for simd schedule(static) num_threads(threads)                            \
+               if (parallel : n >= LK_PARALLEL_MIN))                                              \
         for (int64_t i = 0; i < n; i++) out[i] = LOSS(x[i], t[i], &P);                            \
     }                                                                                             \
     void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
@@ -142,11 +145,11 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
         const real s = (real)gs;                                                                  \
         if (g == NULL) {                                                                          \
             LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
-                   if (n >= LK_PARALLEL_MIN))                                                     \
+                   if (parallel : n >= LK_PARALLEL_MIN))                                          \
             for (int64_t i = 0; i < n; i++) out[i] = s * GRAD(x[i], t[i], &P);                    \
         } else {                                                                                  \
             LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
-                   if (n >= LK_PARALLEL_MIN))                                                     \
+                   if (parallel : n >= LK_PARALLEL_MIN))                                          \
             for (int64_t i = 0; i < n; i++) out[i] = g[i] * GRAD(x[i], t[i], &P);                 \
         }                                                                                         \
     }
@@ -298,9 +301,13 @@ LK_DEFINE(msle, msle_loss, msle_grad)
 #define TWEEDIE_P1_GRAD (2 * (1 - y / mu))
 #define TWEEDIE_P2 (2 * (LOG(mu / y) + y / mu - 1))
 #define TWEEDIE_P2_GRAD (2 * (mu - y) / (mu * mu))
-#define TWEEDIE_ANY                                                                              \
-    (2 * (EXP((2 - P->a) * LOG(pos_part(y))) * P->c - y * EXP((1 - P->a) * log_mu) / (1 - P->a) + \
-          EXP((2 - P->a) * log_mu) / (2 - P->a)))
+/* μ^(2-p) = μ·μ^(1-p), except at μ = 0 where that is 0·∞ and pow gives 0 (p < 2) or ∞ (p > 2). */
+LK_INLINE real tweedie_any_loss_of(real mu, real y, real log_mu, const params *P) {
+    real m1 = EXP((1 - P->a) * log_mu);
+    real m2 = mu == 0 ? (P->a < 2 ? (real)0 : (real)INFINITY) : mu * m1;
+    return 2 * (EXP((2 - P->a) * LOG(pos_part(y))) * P->c - y * m1 / (1 - P->a) + m2 / (2 - P->a));
+}
+#define TWEEDIE_ANY tweedie_any_loss_of(mu, y, log_mu, P)
 #define TWEEDIE_ANY_GRAD (2 * EXP(-P->a * log_mu) * (mu - y))
 
 /* The p = 0, 1, 2 forms do not read log μ (the compiler drops it). */
@@ -518,6 +525,37 @@ LK_ASYMMETRIC(asymmetric_ia, pow_small, pow_any, 0)
 LK_ASYMMETRIC(asymmetric_ai, pow_any, pow_small, 0)
 LK_ASYMMETRIC(asymmetric_aa, pow_any, pow_any, 0)
 
+/* ------------------------------------------ functions of a position's NLL u = -log p_y ≥ 0 */
+
+/* Softmax focal, a = γ: u·q^γ with q = 1 - p_y = -expm1(-max(u, tiny)); derivative
+ * q^γ + γ·u·q^(γ-1)·p_y, p_y = 1 - q, the clamp passing no gradient below the smallest normal. */
+#define LK_NLL_FOCAL(name, POW)                                                                  \
+    LK_INLINE real name##_loss(real u, real t, const params *P) {                                \
+        (void)t;                                                                                 \
+        return u * POW(-EXPM1(-at_least(u, LK_TINY)), P->a);                                     \
+    }                                                                                            \
+    LK_INLINE real name##_grad(real u, real t, const params *P) {                                \
+        (void)t;                                                                                 \
+        real q = -EXPM1(-at_least(u, LK_TINY));                                                  \
+        real inner = u >= LK_TINY ? P->a * u * POW(q, P->a - 1) * (1 - q) : (real)0;            \
+        return POW(q, P->a) + inner;                                                             \
+    }                                                                                            \
+    LK_DEFINE(name, name##_loss, name##_grad)
+
+LK_NLL_FOCAL(nll_focal_int, pow_small)
+LK_NLL_FOCAL(nll_focal_any, pow_any)
+
+/* Poly-1, a = ε: u + ε(1 - e^-u) = u - ε·expm1(-u); derivative 1 + ε·e^-u. */
+LK_INLINE real nll_poly1_loss(real u, real t, const params *P) {
+    (void)t;
+    return u - P->a * EXPM1(-u);
+}
+LK_INLINE real nll_poly1_grad(real u, real t, const params *P) {
+    (void)t;
+    return 1 + P->a * EXP(-u);
+}
+LK_DEFINE(nll_poly1, nll_poly1_loss, nll_poly1_grad)
+
 /* ----------------------------------------------------------- softmax cross-entropy over rows */
 
 /* Rows of a contiguous (rows × classes) block of logits against class indices. The forward
@@ -529,7 +567,7 @@ int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t clas
                               real *restrict lse, int threads) {
     int64_t bad = 0;
     LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
-           if (rows * classes >= LK_PARALLEL_MIN))
+           if (parallel : rows * classes >= LK_PARALLEL_MIN))
     for (int64_t i = 0; i < rows; i++) {
         const real *row = x + i * classes;
         real m = -INFINITY;
@@ -552,7 +590,7 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
                             const int64_t *restrict target, const real *restrict lse,
                             const real *restrict coef, real *out, int threads) {
     LK_OMP(parallel for schedule(static) num_threads(threads)
-           if (rows * classes >= LK_PARALLEL_MIN))
+           if (parallel : rows * classes >= LK_PARALLEL_MIN))
     for (int64_t i = 0; i < rows; i++) {
         const real *row = x + i * classes;
         real *grad = out + i * classes;

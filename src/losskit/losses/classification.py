@@ -1144,7 +1144,7 @@ def softmax_focal_loss(
     u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, use_fast_path())
     loss = u
     if gamma != 0:
-        loss = u * (-torch.expm1(-u.clamp_min(torch.finfo(u.dtype).tiny))) ** gamma
+        loss = elementwise_loss(_NLL_FOCAL, u, u.detach(), (float(gamma),), "none")
     safe_t = torch.where(target != ignore_index, target, 0)
     for per_class in (weight, alpha):
         if per_class is not None:
@@ -1153,6 +1153,31 @@ def softmax_focal_loss(
         den = den * weight[safe_t]
     return reduce(loss, reduction, denominator=den, sample_weight=sample_weight, mask=mask,
                   normalizer=normalizer, empty=empty)
+
+
+def _nll_focal(u: Tensor, _: Tensor, gamma: float) -> Tensor:
+    return u * (-torch.expm1(-u.clamp_min(torch.finfo(u.dtype).tiny))) ** gamma
+
+
+def _nll_focal_grad(u: Tensor, _: Tensor, gamma: float) -> Tensor:
+    # q^γ + γ·u·q^(γ-1)·(1 - q), q = -expm1(-max(u, tiny)); the clamp passes nothing below tiny
+    q = torch.clamp_min(u, torch.finfo(u.dtype).tiny).neg_().expm1_().neg_()
+    inner = torch.rsub(q, 1.0).mul_(u).mul_(gamma).mul_(power_(q.clone(), gamma - 1.0))
+    inner.mul_(torch.ge(u, torch.finfo(u.dtype).tiny).to(u.dtype))
+    return power_(q, gamma).add_(inner)
+
+
+# The focal factor of a position's NLL u (per position, after the low-memory cross-entropy).
+_NLL_FOCAL = ElementwiseKernel(
+    "nll_focal",
+    reference=_nll_focal,
+    value=lambda u, _, gamma: torch.mul(u, power_(torch.clamp_min(u, torch.finfo(u.dtype).tiny)
+                                                  .neg_().expm1_().neg_(), gamma)),
+    grad=_nll_focal_grad,
+    examples=((2.0,), (0.5,), (1.0,), (3.5,)),
+    input="positive",
+    native=lambda gamma: (f"nll_focal_{small_power(gamma)}", (gamma,)),
+)
 
 
 class SoftmaxFocalLoss(LossModule):
@@ -1239,8 +1264,21 @@ def poly1_cross_entropy(
     # with class indices ℓ = u + ε(1 - e^{-u}) of the position's NLL u alone: the low-memory
     # cross-entropy gives u (0 where ignored, where ℓ is then 0 too) and nothing logits-sized is saved
     u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, use_fast_path())
-    return reduce(u - epsilon * torch.expm1(-u), reduction, denominator=den,
-                  sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+    return reduce(elementwise_loss(_NLL_POLY1, u, u.detach(), (float(epsilon),), "none"), reduction,
+                  denominator=den, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                  empty=empty)
+
+
+# Poly-1 of a position's NLL u: u + ε(1 - e^-u).
+_NLL_POLY1 = ElementwiseKernel(
+    "nll_poly1",
+    reference=lambda u, _, eps: u - eps * torch.expm1(-u),
+    value=lambda u, _, eps: torch.neg(u).expm1_().mul_(-eps).add_(u),
+    grad=lambda u, _, eps: torch.neg(u).exp_().mul_(eps).add_(1.0),
+    examples=((1.0,), (-1.0,), (2.5,)),
+    input="positive",
+    native=lambda eps: ("nll_poly1", (eps,)),
+)
 
 
 class Poly1CrossEntropyLoss(LossModule):
