@@ -104,11 +104,15 @@ LK_INLINE logistic logistic_of(real x) {
     return L;
 }
 
-/* q^k for q ≥ 0 and k in {-1, 0, 1, 2, 3, 4}: products and a select, no transcendental. */
+/* q^k for q ≥ 0 and k in {0, 1, 2, 3, 4}: q, q² and q⁴ picked by the bits of k and multiplied,
+ * no transcendental and no division (other k give junk: callers select such lanes away). */
 LK_INLINE real pow_small(real q, real k) {
+    int bits = (int)k;
     real q2 = q * q;
-    real r = k == 1 ? q : (k == 2 ? q2 : (k == 3 ? q2 * q : (k == 4 ? q2 * q2 : (real)1)));
-    return k == -1 ? (real)1 / q : r;
+    real one = (bits & 1) ? q : (real)1;
+    real two = (bits & 2) ? q2 : (real)1;
+    real four = (bits & 4) ? q2 * q2 : (real)1;
+    return one * two * four;
 }
 
 /* q^k for q ≥ 0 and any k, as exp(k log q) (0^k = 0 for k > 0). */
