@@ -109,28 +109,18 @@ class _IndexCrossEntropy(torch.autograd.Function):
         valid = target != ignore_index
         t = torch.where(valid, target, 0)
         c = x.shape[1]
-        rows_kernel = _native.softmax_rows(x) if smoothing == 0.0 else None
-        lse = smooth = wfin = None
-        if rows_kernel is not None:
-            t = t.to(torch.int64)
-            nll, lse, bad = rows_kernel.forward(x, t)
-            if bad:
-                raise LossInputError(
-                    f"target holds {bad} class index(es) outside [0, {c}) (ignore_index={ignore_index}). "
-                    f"Fix: use labels in 0…{c - 1}, or mark the positions to skip with ignore_index.")
-        else:
-            nll, smooth, wfin = _blockwise_forward(x, t, weight, smoothing)
+        nll, smooth, wfin = _blockwise_forward(x, t, weight, smoothing)
         wy = valid.to(x.dtype) if weight is None else torch.where(valid, weight.to(x.dtype)[t], 0.0)
         loss = nll * wy
         if smooth is not None:
             loss = (1.0 - smoothing) * loss + (smoothing / c) * torch.where(valid, smooth, 0.0)
-        ctx.save_for_backward(x, target, weight, t, valid, wy, wfin, lse)
+        ctx.save_for_backward(x, target, weight, t, valid, wy, wfin)
         ctx.smoothing, ctx.inplace, ctx.reference = smoothing, inplace, reference
         return loss
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, target, weight, t, valid, wy, wfin, lse = ctx.saved_tensors
+        x, target, weight, t, valid, wy, wfin = ctx.saved_tensors
         none = (None,) * 6
         if not ctx.needs_input_grad[0]:
             return (None,) + none
@@ -150,13 +140,6 @@ class _IndexCrossEntropy(torch.autograd.Function):
         uniform = (s * (eps / c)).unsqueeze(1)
         w = _class_weight_view(weight, x)
         out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
-        rows_kernel = _native.softmax_rows(x) if lse is not None else None
-        if rows_kernel is not None:
-            assert lse is not None
-            rows_kernel.backward(x, t, lse, at_target.squeeze(1).contiguous(), out)
-            if ctx.inplace:  # written behind autograd's back: mark the logits as modified
-                torch.autograd.graph.increment_version(x)
-            return (out,) + none
         tt = t.unsqueeze(1)
         steps = _blocks(x)
         rows = steps.step
@@ -177,6 +160,50 @@ class _IndexCrossEntropy(torch.autograd.Function):
         return (out,) + none
 
 
+class _RowsCrossEntropy(torch.autograd.Function):
+    """The same loss through the C row kernels: contiguous ``(B, C)`` CPU logits, no smoothing."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+                inplace: bool, reference: Reference, kernel: _native.SoftmaxRows) -> Tensor:
+        t = target.to(torch.int64).contiguous()
+        nll, lse, bad = kernel.forward(x, t, ignore_index)
+        if bad:
+            c = x.shape[1]
+            raise LossInputError(
+                f"target holds {bad} class index(es) outside [0, {c}) (ignore_index={ignore_index}). "
+                f"Fix: use labels in 0…{c - 1}, or mark the positions to skip with ignore_index.")
+        wy = None
+        if weight is not None:
+            valid = t != ignore_index
+            wy = torch.where(valid, weight.to(x.dtype)[torch.where(valid, t, 0)], 0.0)
+            nll = nll * wy
+        ctx.save_for_backward(x, target, weight, t, wy, lse)
+        ctx.ignore_index, ctx.inplace, ctx.reference, ctx.kernel = ignore_index, inplace, reference, kernel
+        return nll
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, target, weight, t, wy, lse = ctx.saved_tensors
+        none = (None,) * 6
+        if not ctx.needs_input_grad[0]:
+            return (None,) + none
+        if torch.is_grad_enabled():
+            if ctx.inplace:
+                raise LossInputError(
+                    "cross_entropy(inplace_backward=True) cannot be differentiated twice: the "
+                    "logits are overwritten by the gradient. Fix: drop inplace_backward when "
+                    "using create_graph=True.")
+            (gx,) = reference_grads(lambda x: ctx.reference(x, target, weight), g, (x,))
+            return (gx,) + none
+        coef = (g if wy is None else g * wy).to(x.dtype).contiguous()
+        out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
+        ctx.kernel.backward(x, t, ctx.ignore_index, lse, coef, out)
+        if ctx.inplace:  # written behind autograd's back: mark the logits as modified
+            torch.autograd.graph.increment_version(x)
+        return (out,) + none
+
+
 def index_cross_entropy(
     x: Tensor,
     target: Tensor,
@@ -190,5 +217,8 @@ def index_cross_entropy(
     """Per-position cross-entropy of ``x`` ``(B, C)`` or ``(B, C, S)`` (class dim 1) against
     indices ``target`` ``(B,)`` or ``(B, S)``, of the target's shape. ``reference(x, target,
     weight)`` is the same loss composed of differentiable ops (used for double backward)."""
+    kernel = _native.softmax_rows(x) if label_smoothing == 0.0 else None
+    if kernel is not None:
+        return _RowsCrossEntropy.apply(x, target, weight, ignore_index, inplace, reference, kernel)
     return _IndexCrossEntropy.apply(x, target, weight, ignore_index, float(label_smoothing), inplace,
                                     reference)

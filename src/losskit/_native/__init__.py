@@ -224,26 +224,29 @@ class SoftmaxRows:
     def __init__(self, lib: ctypes.CDLL, suffix: str) -> None:
         self._forward = getattr(lib, f"lk_ce_forward_{suffix}_rows")
         self._forward.restype = ctypes.c_int64
-        self._forward.argtypes = [_P, _I64, _I64, _P, _P, _P, ctypes.c_int]
+        self._forward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, ctypes.c_int]
         self._backward = getattr(lib, f"lk_ce_backward_{suffix}_rows")
         self._backward.restype = None
-        self._backward.argtypes = [_P, _I64, _I64, _P, _P, _P, _P, ctypes.c_int]
+        self._backward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, ctypes.c_int]
 
-    def forward(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int]:
-        """``(nll, lse, bad)`` per row for int64 ``target``; ``bad`` counts the targets outside
-        ``[0, classes)`` (their NLL is NaN)."""
+    def forward(self, x: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, int]:
+        """``(nll, lse, bad)`` per row for contiguous int64 ``target``: the NLL is 0 where the
+        target is ``ignore_index``; ``bad`` counts the other targets outside ``[0, classes)``
+        (their NLL is NaN)."""
         rows, classes = x.shape
         nll = x.new_empty(rows)
         lse = x.new_empty(rows)
-        bad = self._forward(x.data_ptr(), rows, classes, target.data_ptr(), nll.data_ptr(),
+        bad = self._forward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index, nll.data_ptr(),
                             lse.data_ptr(), torch.get_num_threads())
         return nll, lse, int(bad)
 
-    def backward(self, x: Tensor, target: Tensor, lse: Tensor, coef: Tensor, out: Tensor) -> Tensor:
-        """``out[i] = coef[i]·(softmax(x[i]) - onehot(target[i]))``; ``out`` may be ``x``."""
+    def backward(self, x: Tensor, target: Tensor, ignore_index: int, lse: Tensor, coef: Tensor,
+                 out: Tensor) -> Tensor:
+        """``out[i] = coef[i]·(softmax(x[i]) - onehot(target[i]))``, 0 on ignored rows; ``out``
+        may be ``x``."""
         rows, classes = x.shape
-        self._backward(x.data_ptr(), rows, classes, target.data_ptr(), lse.data_ptr(), coef.data_ptr(),
-                       out.data_ptr(), torch.get_num_threads())
+        self._backward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index, lse.data_ptr(),
+                       coef.data_ptr(), out.data_ptr(), torch.get_num_threads())
         return out
 
 

@@ -563,11 +563,12 @@ LK_DEFINE(nll_poly1, nll_poly1_loss, nll_poly1_grad)
 /* ----------------------------------------------------------- softmax cross-entropy over rows */
 
 /* Rows of a contiguous (rows × classes) block of logits against class indices. The forward
- * writes each row's log-sum-exp (max + log Σ e^(x - max)) and NLL = lse - x[target], and returns
- * how many targets lie outside [0, classes) (their NLL is NaN, and the caller raises); the
- * backward writes coef·(e^(x - lse) - [c = target]) row by row, so ``out`` may be ``x`` itself. */
+ * writes each row's log-sum-exp (max + log Σ e^(x - max)) and NLL = lse - x[target] (0 where the
+ * target is ``ignore``), and returns how many other targets lie outside [0, classes) (their NLL is
+ * NaN, and the caller raises); the backward writes coef·(e^(x - lse) - [c = target]) row by row
+ * (zeros for an ignored row), so ``out`` may be ``x`` itself. */
 int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t classes,
-                              const int64_t *restrict target, real *restrict nll,
+                              const int64_t *restrict target, int64_t ignore, real *restrict nll,
                               real *restrict lse, int threads) {
     int64_t bad = 0;
     LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
@@ -583,25 +584,32 @@ int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t clas
         real l = m + LOG(s);
         int64_t k = target[i];
         int ok = k >= 0 && k < classes;
-        bad += !ok;
+        bad += !ok && k != ignore;
         lse[i] = l;
-        nll[i] = ok ? l - row[k] : (real)NAN;
+        nll[i] = k == ignore ? (real)0 : (ok ? l - row[k] : (real)NAN);
     }
     return bad;
 }
 
 void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
-                            const int64_t *restrict target, const real *restrict lse,
-                            const real *restrict coef, real *out, int threads) {
+                            const int64_t *restrict target, int64_t ignore,
+                            const real *restrict lse, const real *restrict coef, real *out,
+                            int threads) {
     LK_OMP(parallel for schedule(static) num_threads(threads)
            if (parallel : rows * classes >= LK_PARALLEL_MIN))
     for (int64_t i = 0; i < rows; i++) {
         const real *row = x + i * classes;
         real *grad = out + i * classes;
+        const int64_t k = target[i];
+        if (k == ignore) {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++) grad[j] = 0;
+            continue;
+        }
         const real c = coef[i], l = lse[i];
-        const real at_target = row[target[i]];
+        const real at_target = row[k];
         LK_OMP(simd)
         for (int64_t j = 0; j < classes; j++) grad[j] = c * EXP(row[j] - l);
-        grad[target[i]] = c * (EXP(at_target - l) - 1);
+        grad[k] = c * (EXP(at_target - l) - 1);
     }
 }
