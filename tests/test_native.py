@@ -199,3 +199,23 @@ def test_the_single_threaded_build_without_openmp_gives_the_same_numbers(
         assert plain.sum(x, t, ()) == pytest.approx(float(torch.log(torch.cosh(x)).sum()), rel=1e-12)
     finally:
         _native._state.update(saved)
+
+
+@needs_native
+def test_row_kernels_leave_ignored_rows_out_entirely() -> None:
+    # an ignored position contributes nothing, whatever its logits hold
+    import losskit.functional as LF
+
+    x = torch.randn(5, 7, dtype=torch.float64)
+    x[2] = float("nan")
+    x[4, 0] = float("inf")
+    y = torch.tensor([1, 6, -100, 0, -100])
+    xs = x.clone().requires_grad_()
+    loss = LF.cross_entropy(xs, y)
+    loss.backward()
+    keep = torch.tensor([0, 1, 3])
+    want = -torch.log_softmax(x[keep], 1)[torch.arange(3), y[keep]].mean()
+    torch.testing.assert_close(loss.detach(), want, rtol=1e-13, atol=0.0)
+    assert torch.equal(xs.grad[2], torch.zeros(7, dtype=torch.float64))
+    assert torch.equal(xs.grad[4], torch.zeros(7, dtype=torch.float64))
+    assert torch.isfinite(xs.grad).all()
