@@ -14,7 +14,15 @@ from torch import Tensor
 from losskit._core.checks import LossInputError, did_you_mean
 from losskit._core.registry import FAMILIES, catalog, get_spec
 from losskit.bench.cases import CASES, Built, Case, Goal, NotTimed, Unavailable
-from losskit.bench.harness import Row, compare, cuda_peak_mib, machine, peak_env, saved_bytes
+from losskit.bench.harness import (
+    Row,
+    compare,
+    cuda_peak_mib,
+    machine,
+    peak_env,
+    saved_bytes,
+    steady_allocator,
+)
 
 __all__ = ["GoalResult", "Report", "families_of", "format_json", "format_text", "run", "select"]
 
@@ -192,6 +200,7 @@ def run(
         raise LossInputError("--device cuda: no CUDA device is available here. Fix: use --device cpu.")
     runnable = [c for c in cases if not c.gpu or dev.type == "cuda"]
     peaks = cpu_peaks(runnable, quick) if (peak and dev.type == "cpu") else {}
+    steady_allocator()  # for the timings only: the peak process (already run) needs the opposite
     rows: list[tuple[Case, Row]] = []
     goals: list[GoalResult] = []
     baselines: dict[str, str] = {}

@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(format_json(report))
     else:
-        reps = f"--repeats {args.repeats}" if args.repeats else "per-preset repeats (3-10)"
+        counts = sorted({c.repeats for c in cases})
+        span = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else f"{counts[0]}" if counts else "0"
+        reps = f"--repeats {args.repeats}" if args.repeats else f"per-preset repeats ({span})"
         note = f"Forward+backward, median (min–max) of {reps}{', --quick shapes' if args.quick else ''}."
         print(format_text(report, repeats_note=note))
     return 0
