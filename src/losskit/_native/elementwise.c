@@ -275,7 +275,10 @@ LK_INLINE real msle_loss(real x, real t, const params *P) {
 }
 LK_INLINE real msle_grad(real x, real t, const params *P) {
     (void)P;
-    return x >= 0 ? 2 * msle_log_ratio(x, t) / (1 + pos_part(x)) : (real)0;
+    real xp = pos_part(x), tp = pos_part(t);
+    real inv = 1 / ((1 + tp) * (1 + xp));   /* one division for both quotients */
+    real d = LOG1P((xp - tp) * (1 + xp) * inv);
+    return x >= 0 ? 2 * d * (1 + tp) * inv : (real)0;
 }
 LK_DEFINE(msle, msle_loss, msle_grad)
 
@@ -314,14 +317,21 @@ LK_INLINE real tweedie_any_loss_of(real mu, real y, real log_mu, const params *P
 #define TWEEDIE_ANY tweedie_any_loss_of(mu, y, log_mu, P)
 #define TWEEDIE_ANY_GRAD (2 * EXP(-P->a * log_mu) * (mu - y))
 
-/* The p = 0, 1, 2 forms do not read log μ (the compiler drops it). */
+/* p = 1.5 (compound Poisson–Gamma, the usual default): powers of ½ are square roots,
+ * 2(-4·sqrt(y⁺) + 2y/sqrt(μ) + 2·sqrt(μ)) and 2(μ - y)/(μ·sqrt(μ)). */
+#define TWEEDIE_P15 (2 * (-4 * SQRT(pos_part(y)) + 2 * y / SQRT(mu) + 2 * SQRT(mu)))
+#define TWEEDIE_P15_GRAD (2 * (mu - y) / (mu * SQRT(mu)))
+
+/* The p = 0, 1, 1.5, 2 forms do not read log μ (the compiler drops it). */
 LK_TWEEDIE(tweedie_p0, 0, TWEEDIE_P0, TWEEDIE_P0_GRAD)
 LK_TWEEDIE(tweedie_p1, 0, TWEEDIE_P1, TWEEDIE_P1_GRAD)
 LK_TWEEDIE(tweedie_p2, 0, TWEEDIE_P2, TWEEDIE_P2_GRAD)
+LK_TWEEDIE(tweedie_p15, 0, TWEEDIE_P15, TWEEDIE_P15_GRAD)
 LK_TWEEDIE(tweedie_any, 0, TWEEDIE_ANY, TWEEDIE_ANY_GRAD)
 LK_TWEEDIE(tweedie_p0_log, 1, TWEEDIE_P0, TWEEDIE_P0_GRAD)
 LK_TWEEDIE(tweedie_p1_log, 1, TWEEDIE_P1, TWEEDIE_P1_GRAD)
 LK_TWEEDIE(tweedie_p2_log, 1, TWEEDIE_P2, TWEEDIE_P2_GRAD)
+LK_TWEEDIE(tweedie_p15_log, 1, TWEEDIE_P15, TWEEDIE_P15_GRAD)
 LK_TWEEDIE(tweedie_any_log, 1, TWEEDIE_ANY, TWEEDIE_ANY_GRAD)
 
 /* ------------------------------------------------------------------------ margins (y = ±1) */

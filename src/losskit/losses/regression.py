@@ -1612,16 +1612,20 @@ def _tweedie_grad(x: Tensor, y: Tensor, p: float, log_input: float) -> Tensor:
     return d.mul_(mu) if log_input else d
 
 
+# Powers with a closed form of their own in the C kernels (p = 1.5: square roots).
+_TWEEDIE_FORMS = {0.0: "p0", 1.0: "p1", 1.5: "p15", 2.0: "p2"}
+
 _TWEEDIE = ElementwiseKernel(
     "tweedie_deviance",
     reference=_tweedie,
     value=lambda x, y, p, log_input: _tweedie(x, y, p, log_input),
     grad=_tweedie_grad,
-    examples=((1.5, 0.0), (0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (1.2, 1.0), (-1.0, 0.0)),
+    examples=((1.5, 0.0), (1.5, 1.0), (0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (1.2, 1.0),
+              (-1.0, 0.0)),
     target="positive",
     input="positive",
     native=lambda p, log_input: (
-        f"tweedie_{ {0.0: 'p0', 1.0: 'p1', 2.0: 'p2'}.get(p, 'any')}{'_log' if log_input else ''}",
+        f"tweedie_{_TWEEDIE_FORMS.get(p, 'any')}{'_log' if log_input else ''}",
         (p, log_input, 1 / ((1 - p) * (2 - p)) if p not in (1, 2) else 0.0)),
 )
 
