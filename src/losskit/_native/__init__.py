@@ -1,12 +1,13 @@
-"""Native CPU kernels for the fused elementwise losses, compiled from ``elementwise.c`` on first use.
+"""Native CPU kernels, compiled from ``elementwise.c`` on first use: the fused elementwise losses
+(:class:`NativeKernel`) and the softmax cross-entropy over rows (:class:`SoftmaxRows`).
 
 The C file is compiled once per machine with the system's C compiler (``$CC``, else ``cc``/``gcc``),
 for ``-march=native``, with OpenMP and, where glibc provides it, the vectorised math library
 (libmvec), and cached under ``$LOSSKIT_CACHE_DIR`` (default ``~/.cache/losskit``), keyed by the
 source, the flags, the compiler and the CPU. The library links the OpenMP runtime PyTorch has
 already loaded, so both share one thread pool. Without a compiler, or when the build fails, or with
-``LOSSKIT_NATIVE=0`` in the environment, :func:`library` returns ``None`` and the fused losses run
-their PyTorch kernels instead: the results are the same (to rounding), only slower.
+``LOSSKIT_NATIVE=0`` in the environment, :func:`library` returns ``None`` and the losses run their
+PyTorch kernels instead: the results are the same (to rounding), only slower.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-/* Native CPU kernels of the fused elementwise losses (losskit._core.fused).
+/* Native CPU kernels of the fused elementwise losses (losskit._core.fused) and of the softmax
+ * cross-entropy over the rows of (N, C) logits (losskit._fused.cross_entropy).
  *
  * Each loss is two inline functions of one element, its value and its derivative in the input,
  * written from the same closed forms as the PyTorch kernels in losskit/losses/. LK_DEFINE turns a
@@ -13,7 +14,7 @@
  * direction, the transcendentals vectorised (glibc's libmvec where the build finds it), threads
  * from the OpenMP runtime PyTorch itself runs on. Options arrive as an array of six numbers; a
  * loss whose cost depends on an option (an exponent that is a small integer or not) has one
- * variant per case, chosen in Python.
+ * variant per case, chosen in Python. The row kernels of the cross-entropy are at the end.
  */
 #include <float.h>
 #include <math.h>
