@@ -102,6 +102,18 @@ def _blockwise_forward(x: Tensor, t: Tensor, weight: Tensor | None,
     return nll, smooth, wfin
 
 
+def _differentiable_grad(ctx: Any, g: Tensor, x: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+    """The backward under ``create_graph=True``: the composed reference differentiated, so that
+    second derivatives are recorded (impossible once the logits were overwritten in place)."""
+    if ctx.inplace:
+        raise LossInputError(
+            "cross_entropy(inplace_backward=True) cannot be differentiated twice: the "
+            "logits are overwritten by the gradient. Fix: drop inplace_backward when "
+            "using create_graph=True.")
+    (gx,) = reference_grads(lambda x: ctx.reference(x, target, weight), g, (x,))
+    return gx
+
+
 class _IndexCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
@@ -125,13 +137,7 @@ class _IndexCrossEntropy(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return (None,) + none
         if torch.is_grad_enabled():
-            if ctx.inplace:
-                raise LossInputError(
-                    "cross_entropy(inplace_backward=True) cannot be differentiated twice: the "
-                    "logits are overwritten by the gradient. Fix: drop inplace_backward when "
-                    "using create_graph=True.")
-            (gx,) = reference_grads(lambda x: ctx.reference(x, target, weight), g, (x,))
-            return (gx,) + none
+            return (_differentiable_grad(ctx, g, x, target, weight),) + none
         eps = ctx.smoothing
         c = x.shape[1]
         s = torch.where(valid, g, 0.0)
@@ -189,13 +195,7 @@ class _RowsCrossEntropy(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return (None,) + none
         if torch.is_grad_enabled():
-            if ctx.inplace:
-                raise LossInputError(
-                    "cross_entropy(inplace_backward=True) cannot be differentiated twice: the "
-                    "logits are overwritten by the gradient. Fix: drop inplace_backward when "
-                    "using create_graph=True.")
-            (gx,) = reference_grads(lambda x: ctx.reference(x, target, weight), g, (x,))
-            return (gx,) + none
+            return (_differentiable_grad(ctx, g, x, target, weight),) + none
         coef = (g if wy is None else g * wy).to(x.dtype).contiguous()
         out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
         ctx.kernel.backward(x, t, ctx.ignore_index, lse, coef, out)
