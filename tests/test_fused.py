@@ -144,19 +144,24 @@ def test_bad_reduction_is_rejected_before_any_work() -> None:
 # ------------------------------------------------------------------ every kernel in the library
 
 
-def _library_kernels() -> list[object]:
+def library_kernels() -> list[ElementwiseKernel]:
+    """Every ElementwiseKernel defined in losskit.losses."""
     import importlib
     import pkgutil
 
     import losskit.losses
 
-    found = {}
+    found: dict[str, ElementwiseKernel] = {}
     for info in pkgutil.iter_modules(losskit.losses.__path__):
         module = importlib.import_module(f"losskit.losses.{info.name}")
         for value in vars(module).values():
             if isinstance(value, ElementwiseKernel):
                 found[value.name] = value
-    return [pytest.param(k, p, id=f"{k.name}{list(p)}") for k in found.values() for p in k.examples]
+    return list(found.values())
+
+
+def _library_kernels() -> list[object]:
+    return [pytest.param(k, p, id=f"{k.name}{list(p)}") for k in library_kernels() for p in k.examples]
 
 
 def _target(kind: str, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:

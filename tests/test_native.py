@@ -4,15 +4,12 @@ large inputs split across threads, and absent without harm where they cannot be 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor
+from tests.test_fused import _input, _library_kernels, _target, library_kernels
 
-import losskit.losses
 from losskit import _native
 from losskit._core import fused
 from losskit._core.fused import ElementwiseKernel, elementwise_loss
@@ -21,32 +18,11 @@ needs_native = pytest.mark.skipif(_native.library() is None,
                                   reason=f"native kernels unavailable: {_native.status()}")
 
 
-def _kernels() -> list[ElementwiseKernel]:
-    found: dict[str, ElementwiseKernel] = {}
-    for info in pkgutil.iter_modules(losskit.losses.__path__):
-        module = importlib.import_module(f"losskit.losses.{info.name}")
-        for value in vars(module).values():
-            if isinstance(value, ElementwiseKernel):
-                found[value.name] = value
-    return list(found.values())
-
-
-CASES = [pytest.param(k, p, id=f"{k.name}{list(p)}") for k in _kernels() for p in k.examples]
-
-
-def _target(kind: str, n: int, gen: torch.Generator) -> Tensor:
-    u = torch.rand(n, generator=gen, dtype=torch.float64)
-    return {"unit": u, "binary": (u < 0.3).double(), "sign": torch.where(u < 0.3, 1.0, -1.0).double(),
-            "nonnegative": torch.where(u < 0.2, 0.0, 5.0 * u).double(), "positive": 0.05 + 5.0 * u,
-            "real": torch.randn(n, generator=gen, dtype=torch.float64) * 2}[kind]
-
-
-def _input(kind: str, x: Tensor) -> Tensor:
-    return x.abs() + 0.05 if kind == "positive" else x
+CASES = _library_kernels()
 
 
 def test_every_library_kernel_has_a_native_form() -> None:
-    assert [k.name for k in _kernels() if k.native is None] == []
+    assert [k.name for k in library_kernels() if k.native is None] == []
 
 
 @needs_native
@@ -71,7 +47,7 @@ def test_native_float32_over_threads_matches_float64_reference(kernel: Elementwi
     x = torch.randn(n, generator=gen, dtype=torch.float64) * 3
     x[:200] = torch.linspace(-40.0, 40.0, 200, dtype=torch.float64)
     x = _input(kernel.input, x)
-    t = _target(kernel.target, n, gen)
+    t = _target(kernel.target, (n,), gen)
     if kernel.target == "real":
         t[200:300] = x[200:300]
     g = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
@@ -97,10 +73,10 @@ def test_native_float32_over_threads_matches_float64_reference(kernel: Elementwi
 def test_native_and_pytorch_chunks_agree_in_float64() -> None:
     # the two implementations of each kernel, against each other at float64 precision
     gen = torch.Generator().manual_seed(12)
-    for kernel in _kernels():
+    for kernel in library_kernels():
         for params in kernel.examples:
             x = _input(kernel.input, torch.randn(3001, generator=gen, dtype=torch.float64) * 4)
-            t = _target(kernel.target, 3001, gen)
+            t = _target(kernel.target, (3001,), gen)
             g = torch.rand(3001, generator=gen, dtype=torch.float64)
             out = []
             for on in (True, False):
