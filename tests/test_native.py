@@ -195,3 +195,33 @@ def test_row_kernels_leave_ignored_rows_out_entirely() -> None:
     assert torch.equal(xs.grad[2], torch.zeros(7, dtype=torch.float64))
     assert torch.equal(xs.grad[4], torch.zeros(7, dtype=torch.float64))
     assert torch.isfinite(xs.grad).all()
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_kernels_with_label_smoothing_match_pytorch(dtype: torch.dtype) -> None:
+    # finite logits (PyTorch puts smoothing mass on -inf classes too; losskit does not), weights,
+    # ignored positions, two threads over 2003 × 41 rows
+    import losskit.functional as LF
+
+    gen = torch.Generator().manual_seed(14)
+    x = (torch.randn(2003, 41, generator=gen, dtype=torch.float64) * 4).to(dtype)
+    y = torch.randint(0, 41, (2003,), generator=gen)
+    y[::9] = -100
+    w = (torch.rand(41, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    g = (torch.rand(2003, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for weight in (None, w):
+            for eps in (0.1, 0.4):
+                a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+                got = LF.cross_entropy(a, y, weight=weight, label_smoothing=eps, reduction="none")
+                want = torch.nn.functional.cross_entropy(b, y, weight=weight, label_smoothing=eps,
+                                                         reduction="none")
+                torch.testing.assert_close(got, want, **tol)
+                (ga,), (gb,) = torch.autograd.grad(got, a, g), torch.autograd.grad(want, b, g)
+                torch.testing.assert_close(ga, gb, **tol)
+    finally:
+        torch.set_num_threads(threads)

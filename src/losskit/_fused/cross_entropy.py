@@ -19,9 +19,10 @@ region pays a scheduling delay when the other thread is descheduled, and side by
 ``F.cross_entropy`` at 2048 × 32768 blocks of 2**20, 2**22 and 2**23 elements took 1.98×, 1.01×
 and 0.86× its time (load average 11). The temporaries stay at most one block.
 
-For contiguous ``(B, C)`` CPU logits without label smoothing the C row kernels of
-:mod:`losskit._native` do both directions instead (one ``exp`` per logit each way); they keep each
-row's log-sum-exp, ``B`` floats, for backward.
+For contiguous ``(B, C)`` CPU logits the C row kernels of :mod:`losskit._native` do both
+directions instead (one ``exp`` per logit each way, the smoothing sums in the same sweep); they
+keep each row's log-sum-exp, ``B`` floats (and with label smoothing Σ_c w_c over the finite
+classes), for backward.
 
 The logits come as ``(B, C)`` or ``(B, C, S)`` with the class dimension at 1, which covers
 ``(N, C)``, channels-first ``(N, C, d1, ...)`` and channels-last ``(..., C)`` layouts without a
@@ -167,38 +168,54 @@ class _IndexCrossEntropy(torch.autograd.Function):
 
 
 class _RowsCrossEntropy(torch.autograd.Function):
-    """The same loss through the C row kernels: contiguous ``(B, C)`` CPU logits, no smoothing."""
+    """The same loss through the C row kernels: contiguous ``(B, C)`` CPU logits. Ignored rows
+    are left out in C (0 loss, zero gradient); the per-row factors are formed here."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
-                inplace: bool, reference: Reference, kernel: _native.SoftmaxRows) -> Tensor:
+                smoothing: float, inplace: bool, reference: Reference, kernel: _native.SoftmaxRows) -> Tensor:
         t = target.to(torch.int64).contiguous()
-        nll, lse, bad = kernel.forward(x, t, ignore_index)
+        w = None if weight is None else weight.to(x.dtype).contiguous()
+        smooth = wfin = None
+        if smoothing == 0.0:
+            nll, lse, bad = kernel.forward(x, t, ignore_index)
+        else:
+            nll, lse, smooth, wfin, bad = kernel.smooth_forward(x, t, ignore_index, w)
         if bad:
             c = x.shape[1]
             raise LossInputError(
                 f"target holds {bad} class index(es) outside [0, {c}) (ignore_index={ignore_index}). "
                 f"Fix: use labels in 0…{c - 1}, or mark the positions to skip with ignore_index.")
-        wy = None
-        if weight is not None:
-            valid = t != ignore_index
-            wy = torch.where(valid, weight.to(x.dtype)[torch.where(valid, t, 0)], 0.0)
-            nll = nll * wy
-        ctx.save_for_backward(x, target, weight, t, wy, lse)
-        ctx.ignore_index, ctx.inplace, ctx.reference, ctx.kernel = ignore_index, inplace, reference, kernel
-        return nll
+        # w[target] per row (any value on ignored rows: their loss and gradient are 0 in C)
+        wy = None if w is None else w[torch.where(t != ignore_index, t, 0)]
+        loss = nll if wy is None else nll * wy
+        if smooth is not None:
+            loss = (1.0 - smoothing) * loss + (smoothing / x.shape[1]) * smooth
+        ctx.save_for_backward(x, target, weight, t, w, wy, lse, wfin)
+        ctx.ignore_index, ctx.smoothing, ctx.inplace = ignore_index, smoothing, inplace
+        ctx.reference, ctx.kernel = reference, kernel
+        return loss
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, target, weight, t, wy, lse = ctx.saved_tensors
-        none = (None,) * 6
+        x, target, weight, t, w, wy, lse, wfin = ctx.saved_tensors
+        none = (None,) * 7
         if not ctx.needs_input_grad[0]:
             return (None,) + none
         if torch.is_grad_enabled():
             return (_differentiable_grad(ctx, g, x, target, weight),) + none
-        coef = (g if wy is None else g * wy).to(x.dtype).contiguous()
+        g = g.to(x.dtype)
+        at_target = g if wy is None else g * wy
         out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
-        ctx.kernel.backward(x, t, ctx.ignore_index, lse, coef, out)
+        eps = ctx.smoothing
+        if eps == 0.0:
+            ctx.kernel.backward(x, t, ctx.ignore_index, lse, at_target.contiguous(), out)
+        else:
+            at_target = at_target * (1.0 - eps)
+            uniform = g * (eps / x.shape[1])
+            on_p = at_target + uniform * wfin
+            ctx.kernel.smooth_backward(x, t, ctx.ignore_index, w, lse, on_p.contiguous(),
+                                       uniform.contiguous(), at_target.contiguous(), out)
         if ctx.inplace:  # written behind autograd's back: mark the logits as modified
             torch.autograd.graph.increment_version(x)
         return (out,) + none
@@ -217,8 +234,9 @@ def index_cross_entropy(
     """Per-position cross-entropy of ``x`` ``(B, C)`` or ``(B, C, S)`` (class dim 1) against
     indices ``target`` ``(B,)`` or ``(B, S)``, of the target's shape. ``reference(x, target,
     weight)`` is the same loss composed of differentiable ops (used for double backward)."""
-    kernel = _native.softmax_rows(x) if label_smoothing == 0.0 else None
+    kernel = _native.softmax_rows(x)
     if kernel is not None:
-        return _RowsCrossEntropy.apply(x, target, weight, ignore_index, inplace, reference, kernel)
+        return _RowsCrossEntropy.apply(x, target, weight, ignore_index, float(label_smoothing), inplace,
+                                       reference, kernel)
     return _IndexCrossEntropy.apply(x, target, weight, ignore_index, float(label_smoothing), inplace,
                                     reference)

@@ -229,6 +229,12 @@ class SoftmaxRows:
         self._backward = getattr(lib, f"lk_ce_backward_{suffix}_rows")
         self._backward.restype = None
         self._backward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, ctypes.c_int]
+        self._smooth_forward = getattr(lib, f"lk_ce_smooth_forward_{suffix}_rows")
+        self._smooth_forward.restype = ctypes.c_int64
+        self._smooth_forward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, ctypes.c_int]
+        self._smooth_backward = getattr(lib, f"lk_ce_smooth_backward_{suffix}_rows")
+        self._smooth_backward.restype = None
+        self._smooth_backward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, _P, ctypes.c_int]
 
     def forward(self, x: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, int]:
         """``(nll, lse, bad)`` per row for contiguous int64 ``target``: the NLL is 0 where the
@@ -240,6 +246,31 @@ class SoftmaxRows:
         bad = self._forward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index, nll.data_ptr(),
                             lse.data_ptr(), torch.get_num_threads())
         return nll, lse, int(bad)
+
+    def smooth_forward(self, x: Tensor, target: Tensor, ignore_index: int,
+                       weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+        """With label smoothing: ``(nll, lse, smooth, wfin, bad)``, ``smooth`` being
+        Σ_c w_c·(−log p_c) and ``wfin`` Σ_c w_c over the classes with a finite logit (both 0 on
+        ignored rows for ``smooth``); ``weight`` contiguous like ``x`` or ``None``."""
+        rows, classes = x.shape
+        nll, lse, smooth, wfin = (x.new_empty(rows) for _ in range(4))
+        bad = self._smooth_forward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index,
+                                   None if weight is None else weight.data_ptr(), nll.data_ptr(),
+                                   lse.data_ptr(), smooth.data_ptr(), wfin.data_ptr(),
+                                   torch.get_num_threads())
+        return nll, lse, smooth, wfin, int(bad)
+
+    def smooth_backward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
+                        lse: Tensor, on_p: Tensor, uniform: Tensor, at_target: Tensor,
+                        out: Tensor) -> Tensor:
+        """``out[i, c] = on_p[i]·p_ic − uniform[i]·w_c·[x_ic finite] − at_target[i]·[c = y_i]``,
+        0 on ignored rows; ``out`` may be ``x``."""
+        rows, classes = x.shape
+        self._smooth_backward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index,
+                              None if weight is None else weight.data_ptr(), lse.data_ptr(),
+                              on_p.data_ptr(), uniform.data_ptr(), at_target.data_ptr(), out.data_ptr(),
+                              torch.get_num_threads())
+        return out
 
     def backward(self, x: Tensor, target: Tensor, ignore_index: int, lse: Tensor, coef: Tensor,
                  out: Tensor) -> Tensor:

@@ -624,3 +624,80 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
         grad[k] = c * (EXP(at_target - l) - 1);
     }
 }
+
+/* With label smoothing: besides lse and the NLL, each row's Σ_c w_c·(lse - x_c) and Σ_c w_c over
+ * the classes with a finite logit (a -inf logit is outside the support and takes no smoothing
+ * mass); w is the class weights, or NULL for ones. The backward writes
+ * on_p·e^(x - lse) - uniform·w_c·[x_c finite] - at_target·[c = target] (all per row). */
+int64_t SYM(ce_smooth_forward, rows)(const real *restrict x, int64_t rows, int64_t classes,
+                                     const int64_t *restrict target, int64_t ignore,
+                                     const real *restrict w, real *restrict nll,
+                                     real *restrict lse, real *restrict smooth,
+                                     real *restrict wfin, int threads) {
+    int64_t bad = 0;
+    LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
+           if (parallel : rows * classes >= LK_PARALLEL_MIN))
+    for (int64_t i = 0; i < rows; i++) {
+        const real *row = x + i * classes;
+        real m = -INFINITY;
+        LK_OMP(simd reduction(max : m))
+        for (int64_t j = 0; j < classes; j++) m = row[j] > m ? row[j] : m;
+        real s = 0, wx = 0, wsum = 0;
+        if (w == NULL) { /* two loops: a load under a condition would keep them scalar */
+            LK_OMP(simd reduction(+ : s, wx, wsum))
+            for (int64_t j = 0; j < classes; j++) {
+                int finite = row[j] > -INFINITY;
+                s += EXP(row[j] - m);
+                wx += finite ? row[j] : (real)0;
+                wsum += finite ? (real)1 : (real)0;
+            }
+        } else {
+            LK_OMP(simd reduction(+ : s, wx, wsum))
+            for (int64_t j = 0; j < classes; j++) {
+                int finite = row[j] > -INFINITY;
+                s += EXP(row[j] - m);
+                wx += finite ? w[j] * row[j] : (real)0;
+                wsum += finite ? w[j] : (real)0;
+            }
+        }
+        real l = m + LOG(s);
+        int64_t k = target[i];
+        int ok = k >= 0 && k < classes;
+        bad += !ok && k != ignore;
+        lse[i] = l;
+        nll[i] = k == ignore ? (real)0 : (ok ? l - row[k] : (real)NAN);
+        smooth[i] = k == ignore ? (real)0 : l * wsum - wx;
+        wfin[i] = wsum;
+    }
+    return bad;
+}
+
+void SYM(ce_smooth_backward, rows)(const real *x, int64_t rows, int64_t classes,
+                                   const int64_t *restrict target, int64_t ignore,
+                                   const real *restrict w, const real *restrict lse,
+                                   const real *restrict on_p, const real *restrict uniform,
+                                   const real *restrict at_target, real *out, int threads) {
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : rows * classes >= LK_PARALLEL_MIN))
+    for (int64_t i = 0; i < rows; i++) {
+        const real *row = x + i * classes;
+        real *grad = out + i * classes;
+        const int64_t k = target[i];
+        if (k == ignore) {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++) grad[j] = 0;
+            continue;
+        }
+        const real a = on_p[i], u = uniform[i], l = lse[i], xk = row[k];
+        if (w == NULL) {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++)
+                grad[j] = a * EXP(row[j] - l) - (row[j] > -INFINITY ? u : (real)0);
+        } else {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++)
+                grad[j] = a * EXP(row[j] - l) - (row[j] > -INFINITY ? u * w[j] : (real)0);
+        }
+        grad[k] = a * EXP(xk - l) - (xk > -INFINITY ? u * (w ? w[k] : (real)1) : (real)0) - at_target[i];
+    }
+}
