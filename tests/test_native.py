@@ -225,3 +225,36 @@ def test_row_kernels_with_label_smoothing_match_pytorch(dtype: torch.dtype) -> N
                 torch.testing.assert_close(ga, gb, **tol)
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_plane_kernels_match_pytorch_on_channels_first_logits(dtype: torch.dtype, smoothing: float) -> None:
+    # (N, C, H, W) segmentation logits: the class dimension strided by H·W, positions in chunks
+    # of 256 with a ragged last one (21·23 = 483), weights, ignored pixels (one holding +inf)
+    import losskit.functional as LF
+
+    gen = torch.Generator().manual_seed(15)
+    x = (torch.randn(3, 7, 21, 23, generator=gen, dtype=torch.float64) * 4).to(dtype)
+    y = torch.randint(0, 7, (3, 21, 23), generator=gen)
+    y[:, ::5, ::3] = -100
+    x[0, :, 0, 0] = float("inf")
+    w = (torch.rand(7, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    g = (torch.rand(3, 21, 23, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for weight in (None, w):
+            a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+            got = LF.cross_entropy(a, y, weight=weight, label_smoothing=smoothing, reduction="none")
+            want = torch.nn.functional.cross_entropy(b, y, weight=weight, label_smoothing=smoothing,
+                                                     reduction="none")
+            (ga,), (gb,) = torch.autograd.grad(got, a, g), torch.autograd.grad(want, b, g)
+            torch.testing.assert_close(got, want, **tol)
+            assert torch.equal(ga[0, :, 0, 0], torch.zeros(7, dtype=dtype))   # ignored, +inf logits
+            gb[0, :, 0, 0] = 0.0   # PyTorch: NaN there
+            torch.testing.assert_close(ga, gb, **tol)
+    finally:
+        torch.set_num_threads(threads)

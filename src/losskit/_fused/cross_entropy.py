@@ -19,10 +19,10 @@ region pays a scheduling delay when the other thread is descheduled, and side by
 ``F.cross_entropy`` at 2048 × 32768 blocks of 2**20, 2**22 and 2**23 elements took 1.98×, 1.01×
 and 0.86× its time (load average 11). The temporaries stay at most one block.
 
-For contiguous ``(B, C)`` CPU logits the C row kernels of :mod:`losskit._native` do both
-directions instead (one ``exp`` per logit each way, the smoothing sums in the same sweep); they
-keep each row's log-sum-exp, ``B`` floats (and with label smoothing Σ_c w_c over the finite
-classes), for backward.
+For contiguous ``(B, C)`` and ``(B, C, S)`` CPU logits the C kernels of :mod:`losskit._native`
+do both directions instead (one ``exp`` per logit each way, the smoothing sums in the same
+sweep); they keep each position's log-sum-exp, one float per position (and with label smoothing
+Σ_c w_c over the finite classes), for backward.
 
 The logits come as ``(B, C)`` or ``(B, C, S)`` with the class dimension at 1, which covers
 ``(N, C)``, channels-first ``(N, C, d1, ...)`` and channels-last ``(..., C)`` layouts without a
@@ -168,8 +168,9 @@ class _IndexCrossEntropy(torch.autograd.Function):
 
 
 class _RowsCrossEntropy(torch.autograd.Function):
-    """The same loss through the C row kernels: contiguous ``(B, C)`` CPU logits. Ignored rows
-    are left out in C (0 loss, zero gradient); the per-row factors are formed here."""
+    """The same loss through the C row kernels: contiguous ``(B, C)`` or ``(B, C, S)`` CPU logits.
+    Ignored positions are left out in C (0 loss, zero gradient); the per-position factors are
+    formed here."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
@@ -177,7 +178,9 @@ class _RowsCrossEntropy(torch.autograd.Function):
         t = target.to(torch.int64).contiguous()
         w = None if weight is None else weight.to(x.dtype).contiguous()
         smooth = wfin = None
-        if smoothing == 0.0:
+        if x.ndim == 3:
+            nll, lse, smooth, wfin, bad = kernel.planes_forward(x, t, ignore_index, w, smoothing != 0.0)
+        elif smoothing == 0.0:
             nll, lse, bad = kernel.forward(x, t, ignore_index)
         else:
             nll, lse, smooth, wfin, bad = kernel.smooth_forward(x, t, ignore_index, w)
@@ -208,14 +211,20 @@ class _RowsCrossEntropy(torch.autograd.Function):
         at_target = g if wy is None else g * wy
         out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
         eps = ctx.smoothing
-        if eps == 0.0:
+        if eps == 0.0 and x.ndim == 2:
             ctx.kernel.backward(x, t, ctx.ignore_index, lse, at_target.contiguous(), out)
+        elif eps == 0.0:
+            at_target = at_target.contiguous()
+            ctx.kernel.planes_backward(x, t, ctx.ignore_index, None, lse, at_target, None, at_target, out)
         else:
             at_target = at_target * (1.0 - eps)
             uniform = g * (eps / x.shape[1])
-            on_p = at_target + uniform * wfin
-            ctx.kernel.smooth_backward(x, t, ctx.ignore_index, w, lse, on_p.contiguous(),
-                                       uniform.contiguous(), at_target.contiguous(), out)
+            on_p = (at_target + uniform * wfin).contiguous()
+            at_target, uniform = at_target.contiguous(), uniform.contiguous()
+            if x.ndim == 2:
+                ctx.kernel.smooth_backward(x, t, ctx.ignore_index, w, lse, on_p, uniform, at_target, out)
+            else:
+                ctx.kernel.planes_backward(x, t, ctx.ignore_index, w, lse, on_p, uniform, at_target, out)
         if ctx.inplace:  # written behind autograd's back: mark the logits as modified
             torch.autograd.graph.increment_version(x)
         return (out,) + none

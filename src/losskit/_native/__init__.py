@@ -235,6 +235,13 @@ class SoftmaxRows:
         self._smooth_backward = getattr(lib, f"lk_ce_smooth_backward_{suffix}_rows")
         self._smooth_backward.restype = None
         self._smooth_backward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, _P, ctypes.c_int]
+        self._planes_forward = getattr(lib, f"lk_ce_forward_{suffix}_planes")
+        self._planes_forward.restype = ctypes.c_int64
+        self._planes_forward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, ctypes.c_int]
+        self._planes_backward = getattr(lib, f"lk_ce_backward_{suffix}_planes")
+        self._planes_backward.restype = None
+        self._planes_backward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, _P,
+                                          ctypes.c_int]
 
     def forward(self, x: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, int]:
         """``(nll, lse, bad)`` per row for contiguous int64 ``target``: the NLL is 0 where the
@@ -272,6 +279,33 @@ class SoftmaxRows:
                               torch.get_num_threads())
         return out
 
+    def planes_forward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
+                       smoothing: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]:
+        """For ``x`` of shape ``(batch, classes, positions)`` and ``target`` ``(batch, positions)``:
+        ``(nll, lse, smooth, wfin, bad)`` per position as :meth:`smooth_forward` (``smooth`` and
+        ``wfin`` ``None`` without smoothing)."""
+        batch, classes, positions = x.shape
+        nll, lse = x.new_empty(batch, positions), x.new_empty(batch, positions)
+        smooth = x.new_empty(batch, positions) if smoothing else None
+        wfin = x.new_empty(batch, positions) if smoothing else None
+        bad = self._planes_forward(x.data_ptr(), batch, classes, positions, target.data_ptr(), ignore_index,
+                                   None if weight is None else weight.data_ptr(), nll.data_ptr(),
+                                   lse.data_ptr(), None if smooth is None else smooth.data_ptr(),
+                                   None if wfin is None else wfin.data_ptr(), torch.get_num_threads())
+        return nll, lse, smooth, wfin, int(bad)
+
+    def planes_backward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
+                        lse: Tensor, on_p: Tensor, uniform: Tensor | None, at_target: Tensor,
+                        out: Tensor) -> Tensor:
+        """:meth:`smooth_backward` for the ``(batch, classes, positions)`` layout (``uniform``
+        ``None`` without smoothing)."""
+        batch, classes, positions = x.shape
+        self._planes_backward(x.data_ptr(), batch, classes, positions, target.data_ptr(), ignore_index,
+                              None if weight is None else weight.data_ptr(), lse.data_ptr(), on_p.data_ptr(),
+                              None if uniform is None else uniform.data_ptr(), at_target.data_ptr(),
+                              out.data_ptr(), torch.get_num_threads())
+        return out
+
     def backward(self, x: Tensor, target: Tensor, ignore_index: int, lse: Tensor, coef: Tensor,
                  out: Tensor) -> Tensor:
         """``out[i] = coef[i]·(softmax(x[i]) - onehot(target[i]))``, 0 on ignored rows; ``out``
@@ -289,8 +323,11 @@ def _softmax_rows(suffix: str) -> SoftmaxRows | None:
 
 
 def softmax_rows(x: Tensor) -> SoftmaxRows | None:
-    """The row kernels for a contiguous 2-D CPU float32/float64 ``x``, or ``None``."""
+    """The row kernels for a contiguous CPU float32/float64 ``x`` of shape ``(rows, classes)`` or
+    ``(batch, classes, positions)``, or ``None``."""
     suffix = _TYPES.get(x.dtype)
-    if not _switch["on"] or suffix is None or x.device.type != "cpu" or x.ndim != 2 or not x.is_contiguous():
+    if not _switch["on"] or suffix is None or x.device.type != "cpu" or x.ndim not in (2, 3):
+        return None
+    if not x.is_contiguous():
         return None
     return _softmax_rows(suffix)

@@ -701,3 +701,96 @@ void SYM(ce_smooth_backward, rows)(const real *x, int64_t rows, int64_t classes,
         grad[k] = a * EXP(xk - l) - (xk > -INFINITY ? u * (w ? w[k] : (real)1) : (real)0) - at_target[i];
     }
 }
+
+/* The same over a (batch × classes × positions) block, the class dimension strided by ``positions``
+ * (channels-first segmentation logits): each thread takes chunks of LK_CS_CHUNK positions of one
+ * batch entry and sweeps the classes over them, vectorised along the positions. ``smooth`` and
+ * ``wfin`` (NULL without label smoothing) and ``w`` (NULL for unit weights) as above. */
+#define LK_CS_CHUNK 256
+
+int64_t SYM(ce_forward, planes)(const real *restrict x, int64_t batch, int64_t classes,
+                                int64_t positions, const int64_t *restrict target, int64_t ignore,
+                                const real *restrict w, real *restrict nll, real *restrict lse,
+                                real *restrict smooth, real *restrict wfin, int threads) {
+    int64_t bad = 0;
+    const int64_t chunks = (positions + LK_CS_CHUNK - 1) / LK_CS_CHUNK;
+    LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
+           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
+    for (int64_t job = 0; job < batch * chunks; job++) {
+        const int64_t b = job / chunks, s0 = (job % chunks) * LK_CS_CHUNK;
+        const int64_t len = positions - s0 < LK_CS_CHUNK ? positions - s0 : LK_CS_CHUNK;
+        const real *base = x + b * classes * positions + s0;
+        real m[LK_CS_CHUNK], s[LK_CS_CHUNK], wx[LK_CS_CHUNK], ws[LK_CS_CHUNK];
+        for (int64_t k = 0; k < len; k++) m[k] = -INFINITY, s[k] = 0, wx[k] = 0, ws[k] = 0;
+        for (int64_t j = 0; j < classes; j++) {
+            const real *row = base + j * positions;
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) m[k] = row[k] > m[k] ? row[k] : m[k];
+        }
+        for (int64_t j = 0; j < classes; j++) {
+            const real *row = base + j * positions;
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) s[k] += EXP(row[k] - m[k]);
+            if (smooth != NULL) {
+                const real wj = w == NULL ? (real)1 : w[j];
+                LK_OMP(simd)
+                for (int64_t k = 0; k < len; k++) {
+                    int finite = row[k] > -INFINITY;
+                    wx[k] += finite ? wj * row[k] : (real)0;
+                    ws[k] += finite ? wj : (real)0;
+                }
+            }
+        }
+        for (int64_t k = 0; k < len; k++) {
+            const int64_t p = b * positions + s0 + k;
+            const int64_t t = target[p];
+            const int ok = t >= 0 && t < classes;
+            const real l = m[k] + LOG(s[k]);
+            bad += !ok && t != ignore;
+            lse[p] = l;
+            nll[p] = t == ignore ? (real)0 : (ok ? l - base[t * positions + k] : (real)NAN);
+            if (smooth != NULL) {
+                smooth[p] = t == ignore ? (real)0 : l * ws[k] - wx[k];
+                wfin[p] = ws[k];
+            }
+        }
+    }
+    return bad;
+}
+
+/* out = on_p·e^(x - lse) - uniform·w_c·[x finite] - at_target·[c = target] per position (uniform
+ * NULL without smoothing), 0 where the target is ignored; ``out`` may be ``x``. */
+void SYM(ce_backward, planes)(const real *x, int64_t batch, int64_t classes, int64_t positions,
+                              const int64_t *restrict target, int64_t ignore,
+                              const real *restrict w, const real *restrict lse,
+                              const real *restrict on_p, const real *restrict uniform,
+                              const real *restrict at_target, real *out, int threads) {
+    const int64_t chunks = (positions + LK_CS_CHUNK - 1) / LK_CS_CHUNK;
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
+    for (int64_t job = 0; job < batch * chunks; job++) {
+        const int64_t b = job / chunks, s0 = (job % chunks) * LK_CS_CHUNK;
+        const int64_t len = positions - s0 < LK_CS_CHUNK ? positions - s0 : LK_CS_CHUNK;
+        const int64_t p0 = b * positions + s0;
+        real a[LK_CS_CHUNK], u[LK_CS_CHUNK], hit[LK_CS_CHUNK], l[LK_CS_CHUNK];
+        int64_t t[LK_CS_CHUNK];
+        for (int64_t k = 0; k < len; k++) {
+            t[k] = target[p0 + k];
+            a[k] = on_p[p0 + k];
+            u[k] = uniform == NULL ? (real)0 : uniform[p0 + k];
+            hit[k] = at_target[p0 + k];
+            l[k] = lse[p0 + k];
+        }
+        for (int64_t j = 0; j < classes; j++) {
+            const real *row = x + (b * classes + j) * positions + s0;
+            real *grad = out + (b * classes + j) * positions + s0;
+            const real wj = w == NULL ? (real)1 : w[j];
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                real v = a[k] * EXP(row[k] - l[k]) - (row[k] > -INFINITY ? u[k] * wj : (real)0);
+                v = t[k] == j ? v - hit[k] : v;
+                grad[k] = t[k] == ignore ? (real)0 : v;   /* whatever the ignored logits hold */
+            }
+        }
+    }
+}
