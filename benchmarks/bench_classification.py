@@ -62,6 +62,15 @@ def main() -> None:
         "losskit inplace_backward=True": lambda z: LF.cross_entropy(z * 1.0, y, inplace_backward=True),
     }, [x], repeats=args.repeats, warmup=1)
     del x
+    # channels-first segmentation logits (the class dimension strided by H·W)
+    x = torch.randn(8, 21, 128, 128, generator=g)
+    y = torch.randint(0, 21, (8, 128, 128), generator=g)
+    for eps in (0.0, 0.1):
+        rows += compare(f"cross_entropy 8x21x128x128, label_smoothing={eps}", {
+            "F.cross_entropy": lambda z, e=eps: F.cross_entropy(z, y, label_smoothing=e),
+            "losskit cross_entropy": lambda z, e=eps: LF.cross_entropy(z, y, label_smoothing=e),
+        }, [x], repeats=3 * args.repeats, warmup=2)
+    del x
     if args.peak:
         setup = ("import torch, torch.nn.functional as F, losskit.functional as LF\n"
                  f"h = torch.randn({n}, {v}, requires_grad=True); y = torch.randint(0, {v}, ({n},))\n"
