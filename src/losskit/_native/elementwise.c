@@ -184,7 +184,8 @@ LK_INLINE real pseudo_huber_grad(real x, real t, const params *P) {
 }
 LK_DEFINE(pseudo_huber, pseudo_huber_loss, pseudo_huber_grad)
 
-/* Barron's general robust loss; a = 1/c², b = |α - 2|, c = α. One variant per closed form. */
+/* Barron's general robust loss; a = 1/c², b = |α - 2|, c = α, d = 1/(|α - 2|·c²). One variant per
+ * closed form. */
 LK_INLINE real robust_a2_loss(real x, real t, const params *P) {
     return (real)0.5 * P->a * (x - t) * (x - t);
 }
@@ -219,14 +220,13 @@ LK_INLINE real robust_a1_grad(real x, real t, const params *P) {
 }
 LK_DEFINE(general_robust_a1, robust_a1_loss, robust_a1_grad)
 
+/* d = 1/(|α - 2|·c²), so that (r/c)²/|α - 2| is one product. */
 LK_INLINE real robust_any_loss(real x, real t, const params *P) {
-    real z2 = P->a * (x - t) * (x - t);
-    return P->b / P->c * EXPM1((real)0.5 * P->c * LOG1P(z2 / P->b));
+    return P->b / P->c * EXPM1((real)0.5 * P->c * LOG1P(P->d * (x - t) * (x - t)));
 }
 LK_INLINE real robust_any_grad(real x, real t, const params *P) {
     real r = x - t;
-    real base = 1 + P->a * r * r / P->b;
-    return P->a * r * EXP(((real)0.5 * P->c - 1) * LOG(base));
+    return P->a * r * EXP(((real)0.5 * P->c - 1) * LOG(1 + P->d * r * r));
 }
 LK_DEFINE(general_robust_any, robust_any_loss, robust_any_grad)
 

@@ -735,7 +735,8 @@ def _general_robust_grad(x: Tensor, t: Tensor, alpha: float, scale: float) -> Te
 def _general_robust_native(alpha: float, scale: float) -> tuple[str, tuple[float, ...]]:
     closed = {2.0: "a2", 0.0: "a0", float("-inf"): "welsch", 1.0: "a1"}
     variant = closed.get(alpha, "any")
-    return f"general_robust_{variant}", (scale**-2, abs(alpha - 2), alpha)
+    b = abs(alpha - 2)
+    return f"general_robust_{variant}", (scale**-2, b, alpha, 1.0 / (b * scale**2) if b else 0.0)
 
 
 _GENERAL_ROBUST = ElementwiseKernel("general_robust", _general_robust, _general_robust_value,
