@@ -16,8 +16,11 @@ is elementwise in ``(input, target)`` can instead be written as an :class:`Eleme
   ``losskit/_native/elementwise.c``, used for contiguous float32/float64 CPU tensors when the
   kernels could be compiled (one pass over the inputs per direction instead of a dozen).
 * ``target_grad``: ``"negate"`` when :math:`\\partial \\ell / \\partial t = -\\partial \\ell /
-  \\partial x` (losses of the residual ``x - t``); ``None`` when the target takes no gradient
-  through the fast path (a target that requires grad then takes the reference path).
+  \\partial x` (losses of the residual ``x - t``); ``"own"`` when ``grad_target(x, t, *params)``
+  gives :math:`\\partial \\ell / \\partial t` (a loss of two inputs, such as a discriminator's
+  real and fake scores; its C kernel has a ``<variant>_target`` twin); ``None`` when the target
+  takes no gradient through the fast path (a target that requires grad then takes the reference
+  path).
 
 :func:`elementwise_loss` runs the kernel over cache-sized chunks (on CPU all temporaries of a
 chunk stay in the L2/L3 cache, so a dozen cheap passes cost about one pass over memory), saves
@@ -63,6 +66,7 @@ class ElementwiseKernel:
     target_grad: str | None = None
     total: Fn | None = None
     native: Callable[..., tuple[str, tuple[float, ...]]] | None = None
+    grad_target: Fn | None = None
     # For the parity test every kernel gets (tests/test_fused.py): option sets to try, the domain
     # of the target ("real", "unit" for [0, 1], "binary" for {0, 1}, "sign" for ±1,
     # "nonnegative" with exact zeros) and that of the input ("real" or "positive").
@@ -74,14 +78,15 @@ class ElementwiseKernel:
         return self.value(x, t, *params).sum() if self.total is None else self.total(x, t, *params)
 
 
-def native_kernel(kernel: ElementwiseKernel, params: tuple[float, ...],
-                  *tensors: Tensor) -> tuple[_native.NativeKernel, tuple[float, ...]] | None:
+def native_kernel(kernel: ElementwiseKernel, params: tuple[float, ...], *tensors: Tensor,
+                  of_target: bool = False) -> tuple[_native.NativeKernel, tuple[float, ...]] | None:
     """The compiled kernel of ``kernel`` for these (flat, contiguous) tensors and its numeric
-    options, or ``None`` where the PyTorch chunks run instead."""
+    options, or ``None`` where the PyTorch chunks run instead; ``of_target``: the variant whose
+    gradient is ``∂ℓ/∂t`` (``target_grad="own"``)."""
     if kernel.native is None:
         return None
     name, numbers = kernel.native(*params)
-    found = _native.kernel(name, *tensors)
+    found = _native.kernel(f"{name}_target" if of_target else name, *tensors)
     return None if found is None else (found, numbers)
 
 
@@ -191,20 +196,35 @@ class _Fused(torch.autograd.Function):
             return (*reference_grads(reference, g, (x, t)), None, None, None)
         xf, tf = _contiguous(_flat(x)), _contiguous(_flat(t))
         gf = None if ctx.total else _contiguous(_flat(g))
-        native = native_kernel(kernel, ctx.params, xf, tf, *(() if gf is None else (gf,)))
-        if native is not None:
-            fn, numbers = native
-            gx = fn.grad(xf, tf, numbers, g.item() if gf is None else gf).view(x.shape)
-            return (gx if need_x else None), (-gx if need_t else None), None, None, None
-        out = torch.empty_like(xf)
-        steps = _chunks(xf.numel(), x.device)
-        step = steps.step
-        for s in steps:
-            d = kernel.grad(xf[s:s + step], tf[s:s + step], *ctx.params)
-            torch.mul(d, g if gf is None else gf[s:s + step], out=out[s:s + step])
-        gx = out.view(x.shape)
-        gt = -gx if need_t else None
-        return (gx if need_x else None), gt, None, None, None
+        own = kernel.target_grad == "own"
+        gx = _chunked_grad(kernel, ctx.params, xf, tf, g, gf) if need_x or not own else None
+        if not need_t:
+            gt = None
+        elif own:
+            gt = _chunked_grad(kernel, ctx.params, xf, tf, g, gf, of_target=True)
+        else:
+            gt = -gx  # type: ignore[operator]
+        return (None if gx is None or not need_x else gx.view(x.shape),
+                None if gt is None else gt.view(t.shape), None, None, None)
+
+
+def _chunked_grad(kernel: ElementwiseKernel, params: tuple[float, ...], xf: Tensor, tf: Tensor, g: Tensor,
+                  gf: Tensor | None, *, of_target: bool = False) -> Tensor:
+    """``g·∂ℓ/∂x`` (``∂ℓ/∂t`` with ``of_target``) over flat contiguous inputs: the C kernel where
+    it applies, else the PyTorch chunks; ``gf`` is ``g`` flattened, or ``None`` for a scalar."""
+    native = native_kernel(kernel, params, xf, tf, *(() if gf is None else (gf,)), of_target=of_target)
+    if native is not None:
+        fn, numbers = native
+        return fn.grad(xf, tf, numbers, g.item() if gf is None else gf)
+    grad = kernel.grad_target if of_target else kernel.grad
+    assert grad is not None
+    out = torch.empty_like(xf)
+    steps = _chunks(xf.numel(), xf.device)
+    step = steps.step
+    for s in steps:
+        d = grad(xf[s:s + step], tf[s:s + step], *params)
+        torch.mul(d, g if gf is None else gf[s:s + step], out=out[s:s + step])
+    return out
 
 
 def use_fast_path() -> bool:

@@ -440,6 +440,27 @@ LK_INLINE real hinge_fake_grad(real x, real t, const params *P) {
 }
 LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
 
+/* A discriminator's loss on paired scores, ℓ(r, f) = real(r) + fake(f) with x = r and t = f: the
+ * pair's entry points differentiate in r, its ``_target`` twin in f. */
+#define LK_GAN_PAIR(name, REAL, FAKE)                                                            \
+    LK_INLINE real name##_loss(real r, real f, const params *P) {                                \
+        return REAL##_loss(r, 0, P) + FAKE##_loss(f, 0, P);                                      \
+    }                                                                                            \
+    LK_INLINE real name##_grad(real r, real f, const params *P) {                                \
+        (void)f;                                                                                 \
+        return REAL##_grad(r, 0, P);                                                             \
+    }                                                                                            \
+    LK_INLINE real name##_target_grad(real r, real f, const params *P) {                         \
+        (void)r;                                                                                 \
+        return FAKE##_grad(f, 0, P);                                                             \
+    }                                                                                            \
+    LK_DEFINE(name, name##_loss, name##_grad)                                                    \
+    LK_DEFINE(name##_target, name##_loss, name##_target_grad)
+
+LK_GAN_PAIR(gan_d_minimax, softplus_neg, softplus)
+LK_GAN_PAIR(gan_d_lsgan, half_square_to_one, half_square)
+LK_GAN_PAIR(gan_d_hinge, hinge_real, hinge_fake)
+
 /* ------------------------------------------------------------------------ sigmoid focal */
 
 /* a = α (< 0: no weighting), b = γ. With the logit clamped to ±sqrt(max) as in the composed

@@ -418,8 +418,23 @@ _HINGE_FAKE = ElementwiseKernel(     # max(0, 1 + x)
     value=lambda x, _: torch.add(x, 1.0).clamp_min_(0.0),
     grad=lambda x, _: torch.add(x, 1.0).sign_().clamp_min_(0.0),   # 1 above the kink, else 0
 )
+def _pair(kind: str, real: ElementwiseKernel, fake: ElementwiseKernel) -> ElementwiseKernel:
+    """The discriminator's two terms as one kernel of (real, fake): one pass over both score
+    tensors per direction, each differentiated by its own term."""
+    return ElementwiseKernel(
+        f"gan_d_{kind}",
+        native=lambda: (f"gan_d_{kind}", ()),
+        reference=lambda r, f: real.reference(r, r) + fake.reference(f, f),
+        value=lambda r, f: real.value(r, r).add_(fake.value(f, f)),
+        grad=lambda r, f: real.grad(r, r),
+        grad_target=lambda r, f: fake.grad(f, f),
+        target_grad="own",
+    )
+
+
 _D_TERMS = {"minimax": (_SOFTPLUS_NEG, _SOFTPLUS), "lsgan": (_HALF_SQUARE_TO_ONE, _HALF_SQUARE),
             "hinge": (_HINGE_REAL, _HINGE_FAKE)}
+_D_PAIRS = {kind: _pair(kind, *terms) for kind, terms in _D_TERMS.items()}
 _G_TERMS = {"non_saturating": _SOFTPLUS_NEG, "minimax": _NEG_SOFTPLUS, "lsgan": _HALF_SQUARE_TO_ONE}
 
 
@@ -521,9 +536,7 @@ def gan_discriminator_loss(
                                    empty=empty)
     if kind == "wgan":
         return reduce(f - r, reduction, **opts)  # type: ignore[arg-type]
-    # reduce() is linear in the loss, so the two terms are reduced apart and added
-    real_term, fake_term = _D_TERMS[kind]
-    return _term(real_term, r, reduction, opts) + _term(fake_term, f, reduction, opts)
+    return elementwise_loss(_D_PAIRS[kind], r, f, (), reduction, **opts)  # type: ignore[arg-type]
 
 
 class GANDiscriminatorLoss(LossModule):
