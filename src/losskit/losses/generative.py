@@ -432,9 +432,10 @@ def _pair(kind: str, real: ElementwiseKernel, fake: ElementwiseKernel) -> Elemen
     )
 
 
-_D_TERMS = {"minimax": (_SOFTPLUS_NEG, _SOFTPLUS), "lsgan": (_HALF_SQUARE_TO_ONE, _HALF_SQUARE),
-            "hinge": (_HINGE_REAL, _HINGE_FAKE)}
-_D_PAIRS = {kind: _pair(kind, *terms) for kind, terms in _D_TERMS.items()}
+_D_MINIMAX = _pair("minimax", _SOFTPLUS_NEG, _SOFTPLUS)
+_D_LSGAN = _pair("lsgan", _HALF_SQUARE_TO_ONE, _HALF_SQUARE)
+_D_HINGE = _pair("hinge", _HINGE_REAL, _HINGE_FAKE)
+_D_PAIRS = {"minimax": _D_MINIMAX, "lsgan": _D_LSGAN, "hinge": _D_HINGE}
 _G_TERMS = {"non_saturating": _SOFTPLUS_NEG, "minimax": _NEG_SOFTPLUS, "lsgan": _HALF_SQUARE_TO_ONE}
 
 
