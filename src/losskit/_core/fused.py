@@ -160,7 +160,8 @@ class _Fused(torch.autograd.Function):
     # reach this Function (use_fast_path), so the functorch-compatible form is not needed.
     @staticmethod
     def forward(ctx: Any, x: Tensor, t: Tensor, kernel: ElementwiseKernel, params: tuple[float, ...],
-                total: bool) -> Tensor:
+                total: float) -> Tensor:
+        # total: 0 for the per-element losses, else the factor of their sum (1, or 1/n for a mean)
         ctx.save_for_backward(x, t)
         ctx.kernel, ctx.params, ctx.total = kernel, params, total
         xf, tf = _contiguous(_flat(x)), _contiguous(_flat(t))
@@ -168,7 +169,7 @@ class _Fused(torch.autograd.Function):
         if native is not None:
             fn, numbers = native
             if total:
-                return xf.new_tensor(fn.sum(xf, tf, numbers))
+                return xf.new_tensor(fn.sum(xf, tf, numbers) * total)
             return fn.value(xf, tf, numbers).view(x.shape)
         n = xf.numel()
         steps = _chunks(n, x.device)
@@ -177,7 +178,7 @@ class _Fused(torch.autograd.Function):
             acc = xf.new_zeros(())
             for s in steps:
                 acc += kernel.chunk_sum(xf[s:s + step], tf[s:s + step], *params)
-            return acc
+            return acc.mul_(total)
         out = torch.empty_like(xf)
         for s in steps:
             out[s:s + step] = kernel.value(xf[s:s + step], tf[s:s + step], *params)
@@ -191,17 +192,18 @@ class _Fused(torch.autograd.Function):
         if torch.is_grad_enabled():
             def reference(x: Tensor, t: Tensor) -> Tensor:
                 loss = kernel.reference(x, t, *ctx.params)
-                return loss.sum() if ctx.total else loss
+                return loss.sum() * ctx.total if ctx.total else loss
 
             return (*reference_grads(reference, g, (x, t)), None, None, None)
         xf, tf = _contiguous(_flat(x)), _contiguous(_flat(t))
         gf = None if ctx.total else _contiguous(_flat(g))
+        gs = g * ctx.total if ctx.total else g   # the upstream gradient of each element's loss
         own = kernel.target_grad == "own"
-        gx = _chunked_grad(kernel, ctx.params, xf, tf, g, gf) if need_x or not own else None
+        gx = _chunked_grad(kernel, ctx.params, xf, tf, gs, gf) if need_x or not own else None
         if not need_t:
             gt = None
         elif own:
-            gt = _chunked_grad(kernel, ctx.params, xf, tf, g, gf, of_target=True)
+            gt = _chunked_grad(kernel, ctx.params, xf, tf, gs, gf, of_target=True)
         else:
             gt = -gx  # type: ignore[operator]
         return (None if gx is None or not need_x else gx.view(x.shape),
@@ -280,8 +282,8 @@ def elementwise_loss(
                       mask=mask, normalizer=normalizer, empty=empty)
     plain = sample_weight is None and mask is None and normalizer is None
     if plain and reduction in ("mean", "sum"):
-        total = _Fused.apply(input, target, kernel, tuple(params), True)
-        return total / input.numel() if reduction == "mean" else total
-    loss = _Fused.apply(input, target, kernel, tuple(params), False)
+        return _Fused.apply(input, target, kernel, tuple(params),
+                            1.0 / input.numel() if reduction == "mean" else 1.0)
+    loss = _Fused.apply(input, target, kernel, tuple(params), 0.0)
     return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
                   empty=empty)

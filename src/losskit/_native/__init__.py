@@ -176,7 +176,9 @@ class NativeKernel:
         self._grad.argtypes = [_P, _P, _I64, _PRM, _P, ctypes.c_double, _P, ctypes.c_int]
 
     @staticmethod
+    @functools.lru_cache(maxsize=256)
     def _params(params: tuple[float, ...]) -> ctypes.Array[ctypes.c_double]:
+        # read-only on the C side, so one array per option set serves every call
         values = (*params, *(0.0,) * (6 - len(params)))
         return (ctypes.c_double * 6)(*values)
 
@@ -214,8 +216,9 @@ def kernel(name: str, *tensors: Tensor) -> NativeKernel | None:
     suffix = _TYPES.get(first.dtype)
     if suffix is None or first.device.type != "cpu":
         return None
-    if any(t.dtype != first.dtype or t.device != first.device or not t.is_contiguous() for t in tensors):
-        return None
+    for t in tensors:
+        if t.dtype != first.dtype or t.device != first.device or not t.is_contiguous():
+            return None
     return _kernel(name, suffix)
 
 
