@@ -258,3 +258,36 @@ def test_plane_kernels_match_pytorch_on_channels_first_logits(dtype: torch.dtype
             torch.testing.assert_close(ga, gb, **tol)
     finally:
         torch.set_num_threads(threads)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_region_kernels_match_the_composed_dice_over_threads(monkeypatch: pytest.MonkeyPatch,
+                                                             dtype: torch.dtype) -> None:
+    # 3 × 5 × 97 × 101 logits (chunks of positions over two threads, a ragged last one), ignored
+    # pixels, per-image and batch reductions, Dice, Jaccard and Tversky
+    import losskit.functional as LF
+    import losskit.losses.segmentation as seg
+
+    gen = torch.Generator().manual_seed(16)
+    x = (torch.randn(3, 5, 97, 101, generator=gen, dtype=torch.float64) * 3).to(dtype)
+    y = torch.randint(0, 5, (3, 97, 101), generator=gen)
+    y[:, ::7] = 255
+    tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-11, "atol": 1e-13}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for fn, extra in ((LF.dice_loss, {}), (LF.jaccard_loss, {"reduce_over": "batch"}),
+                          (LF.tversky_loss, {"alpha": 0.3, "beta": 0.7})):
+            out = []
+            for fused_on in (True, False):
+                monkeypatch.setattr(seg, "FUSED", fused_on)
+                a = x.clone().requires_grad_()
+                v = fn(a, y, mode="multiclass", ignore_index=255, reduction="none", **extra)
+                upstream = torch.linspace(0.5, 1.5, v.numel(), dtype=dtype).view(v.shape)
+                (ga,) = torch.autograd.grad(v, a, upstream)
+                out.append((v.detach(), ga))
+            torch.testing.assert_close(out[0][0], out[1][0], **tol)
+            torch.testing.assert_close(out[0][1], out[1][1], **tol)
+    finally:
+        torch.set_num_threads(threads)

@@ -456,6 +456,7 @@ FUSED_CASES = [
 ]
 
 
+@pytest.mark.usefixtures("fused_backend")   # the C kernels (index targets) and PyTorch's
 @pytest.mark.parametrize("kw", FUSED_CASES,
                          ids=lambda k: "-".join(f"{a}={b}" for a, b in k.items()) or "default")
 def test_fused_path_equals_composed_and_reference(monkeypatch: pytest.MonkeyPatch, kw: dict) -> None:
@@ -489,6 +490,7 @@ def test_fused_path_equals_composed_and_reference(monkeypatch: pytest.MonkeyPatc
             torch.testing.assert_close(g, rg, **TOL)
 
 
+@pytest.mark.usefixtures("fused_backend")
 @pytest.mark.parametrize("target", ["index", "onehot"])
 def test_fused_path_half_extreme_double_backward_and_compile(monkeypatch: pytest.MonkeyPatch,
                                                               target: str) -> None:
@@ -529,6 +531,7 @@ def test_fused_path_half_extreme_double_backward_and_compile(monkeypatch: pytest
     torch.testing.assert_close(xc.grad, xe.grad, **TOL)
 
 
+@pytest.mark.usefixtures("fused_backend")
 @pytest.mark.parametrize("shape", [(0, 3, 4), (2, 3, 0)])
 def test_empty_batch_or_image_is_zero_with_zero_gradient(shape: tuple[int, ...]) -> None:
     """No images (N = 0) or no pixels: "mean" over nothing is 0 (empty="zero"), or NaN on request;

@@ -245,6 +245,12 @@ class SoftmaxRows:
         self._planes_backward.restype = None
         self._planes_backward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, _P,
                                           ctypes.c_int]
+        self._region_forward = getattr(lib, f"lk_region_forward_{suffix}_planes")
+        self._region_forward.restype = None
+        self._region_forward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, ctypes.c_int]
+        self._region_backward = getattr(lib, f"lk_region_backward_{suffix}_planes")
+        self._region_backward.restype = None
+        self._region_backward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, ctypes.c_int]
 
     def forward(self, x: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, int]:
         """``(nll, lse, bad)`` per row for contiguous int64 ``target``: the NLL is 0 where the
@@ -307,6 +313,26 @@ class SoftmaxRows:
                               None if weight is None else weight.data_ptr(), lse.data_ptr(), on_p.data_ptr(),
                               None if uniform is None else uniform.data_ptr(), at_target.data_ptr(),
                               out.data_ptr(), torch.get_num_threads())
+        return out
+
+    def region_forward(self, x: Tensor, columns: Tensor, ignored: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Softmax region sums of ``x`` ``(batch, classes, positions)`` against ``columns``
+        ``(batch, positions)`` (the class, or ``ignored`` for a pixel left out): per (n, c) the
+        intersection Σ p·[y = c], the mass Σ p over the kept pixels and the count Σ [y = c],
+        accumulated in float64 and returned in ``x``'s dtype."""
+        batch, classes, positions = x.shape
+        acc = torch.zeros(3, batch, classes, dtype=torch.float64)
+        self._region_forward(x.data_ptr(), batch, classes, positions, columns.data_ptr(), ignored,
+                             acc.data_ptr(), torch.get_num_threads())
+        inter, mass, count = acc.to(x.dtype).unbind(0)
+        return inter, mass, count
+
+    def region_backward(self, x: Tensor, columns: Tensor, ignored: int, g_inter: Tensor, g_mass: Tensor,
+                        out: Tensor) -> Tensor:
+        """The gradient in ``x`` of Σ g_inter·inter + Σ g_mass·mass, written into ``out``."""
+        batch, classes, positions = x.shape
+        self._region_backward(x.data_ptr(), batch, classes, positions, columns.data_ptr(), ignored,
+                              g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(), torch.get_num_threads())
         return out
 
     def backward(self, x: Tensor, target: Tensor, ignore_index: int, lse: Tensor, coef: Tensor,

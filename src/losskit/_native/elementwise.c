@@ -815,3 +815,119 @@ void SYM(ce_backward, planes)(const real *x, int64_t batch, int64_t classes, int
         }
     }
 }
+
+/* ------------------------------------------------ multiclass region sums (Dice and relatives) */
+
+/* From logits x (batch × classes × positions) and columns y (batch × positions: the class, or
+ * ``ignored`` for a pixel left out), with p the softmax over the classes, accumulate per (n, c)
+ * in double: acc[0] inter = Σ p·[y = c], acc[1] mass = Σ p·[y ≠ ignored], acc[2] count =
+ * Σ [y = c] (acc: 3 × batch × classes, zeroed by the caller). One exp per logit: a chunk's
+ * exponentials stay in a buffer of at most 8192 numbers. */
+static int64_t region_chunk(int64_t classes) {
+    int64_t len = 8192 / (classes > 0 ? classes : 1);
+    return len < 8 ? 8 : (len > 256 ? 256 : len);
+}
+
+void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t classes,
+                                 int64_t positions, const int64_t *restrict y, int64_t ignored,
+                                 double *restrict acc, int threads) {
+    const int64_t step = region_chunk(classes);
+    const int64_t chunks = (positions + step - 1) / step;
+    double *inter = acc, *mass = acc + batch * classes, *count = acc + 2 * batch * classes;
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
+    for (int64_t job = 0; job < batch * chunks; job++) {
+        const int64_t n = job / chunks, s0 = (job % chunks) * step;
+        const int64_t len = positions - s0 < step ? positions - s0 : step;
+        const real *base = x + n * classes * positions + s0;
+        const int64_t *col = y + n * positions + s0;
+        real m[step], inv[step], e[classes * step];
+        for (int64_t k = 0; k < len; k++) m[k] = -INFINITY, inv[k] = 0;
+        for (int64_t c = 0; c < classes; c++) {
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                const real v = base[c * positions + k];
+                m[k] = v > m[k] ? v : m[k];
+            }
+        }
+        for (int64_t c = 0; c < classes; c++) {
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                e[c * step + k] = EXP(base[c * positions + k] - m[k]);
+                inv[k] += e[c * step + k];
+            }
+        }
+        for (int64_t k = 0; k < len; k++) inv[k] = 1 / inv[k];
+        for (int64_t c = 0; c < classes; c++) {
+            double ic = 0, mc = 0, cc = 0;
+            LK_OMP(simd reduction(+ : ic, mc, cc))
+            for (int64_t k = 0; k < len; k++) {
+                real p = e[c * step + k] * inv[k];
+                ic += col[k] == c ? (double)p : 0.0;
+                mc += col[k] != ignored ? (double)p : 0.0;
+                cc += col[k] == c ? 1.0 : 0.0;
+            }
+            LK_OMP(atomic)
+            inter[n * classes + c] += ic;
+            LK_OMP(atomic)
+            mass[n * classes + c] += mc;
+            LK_OMP(atomic)
+            count[n * classes + c] += cc;
+        }
+    }
+}
+
+/* The gradient in x of Σ g_inter·inter + Σ g_mass·mass: with q = g_mass·[y ≠ ignored] +
+ * g_inter·[y = c], out = p·(q - Σ_c p·q) (the softmax's backward); ``out`` may be ``x``. */
+void SYM(region_backward, planes)(const real *x, int64_t batch, int64_t classes, int64_t positions,
+                                  const int64_t *restrict y, int64_t ignored,
+                                  const real *restrict g_inter, const real *restrict g_mass,
+                                  real *out, int threads) {
+    const int64_t step = region_chunk(classes);
+    const int64_t chunks = (positions + step - 1) / step;
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
+    for (int64_t job = 0; job < batch * chunks; job++) {
+        const int64_t n = job / chunks, s0 = (job % chunks) * step;
+        const int64_t len = positions - s0 < step ? positions - s0 : step;
+        const real *base = x + n * classes * positions + s0;
+        real *grad = out + n * classes * positions + s0;
+        const int64_t *col = y + n * positions + s0;
+        const real *gi = g_inter + n * classes, *gm = g_mass + n * classes;
+        real m[step], inv[step], dot[step], e[classes * step];
+        for (int64_t k = 0; k < len; k++) m[k] = -INFINITY, inv[k] = 0, dot[k] = 0;
+        for (int64_t c = 0; c < classes; c++) {
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                const real v = base[c * positions + k];
+                m[k] = v > m[k] ? v : m[k];
+            }
+        }
+        for (int64_t c = 0; c < classes; c++) {
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                e[c * step + k] = EXP(base[c * positions + k] - m[k]);
+                inv[k] += e[c * step + k];
+            }
+        }
+        for (int64_t k = 0; k < len; k++) inv[k] = 1 / inv[k];
+        for (int64_t c = 0; c < classes; c++) {
+            const real a = gi[c], b = gm[c];
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                real p = e[c * step + k] * inv[k];
+                real q = (col[k] != ignored ? b : (real)0) + (col[k] == c ? a : (real)0);
+                e[c * step + k] = p;
+                dot[k] += p * q;
+            }
+        }
+        for (int64_t c = 0; c < classes; c++) {
+            const real a = gi[c], b = gm[c];
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                real q = (col[k] != ignored ? b : (real)0) + (col[k] == c ? a : (real)0);
+                grad[c * positions + k] = e[c * step + k] * (q - dot[k]);
+            }
+        }
+    }
+}

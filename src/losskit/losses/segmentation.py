@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losskit import _native
 from losskit._core.checks import (
     LossInputError,
     check_class_index,
@@ -64,6 +65,7 @@ from losskit._core.checks import (
     did_you_mean,
     shape_str,
 )
+from losskit._core.fused import use_fast_path
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -177,7 +179,12 @@ def region_statistics(
                     "targets of the input's shape."
                 )
             check_class_index(target, c, ignore_index=ignore_index)
-            if _fused(squared):
+            kernel = _native_region_kernel(x, squared, from_logits)
+            if kernel is not None:
+                cols, k = _index_columns(target.reshape(n, v), c, ignore_index)
+                inter, mass, count = _NativeRegionSums.apply(x, cols.contiguous(), c if k > c else -1, kernel)
+                stats = (inter, mass, count)
+            elif _fused(squared):
                 cols, k = _index_columns(target.reshape(n, v), c, ignore_index)
                 eye = torch.eye(c, k, dtype=x.dtype, device=x.device)  # column C: zeros
                 onehot = _pick_columns(eye.expand(n, c, k), cols)
@@ -309,6 +316,45 @@ class _SoftmaxRegionSums(torch.autograd.Function):
             p = torch.softmax(x, 1)
             return p * (grad_p - (p * grad_p).sum(1, keepdim=True)), None, None, None, None
         return torch.ops.aten._softmax_backward_data(grad_p, p, 1, p.dtype), None, None, None, None
+
+
+def _native_region_kernel(x: Tensor, squared: bool, from_logits: bool) -> _native.SoftmaxRows | None:
+    """The C kernels of the softmax region sums, where they apply: logits (softmax), linear
+    denominators, contiguous float32/float64 CPU ``(N, C, V)``, not under compile or a
+    ``torch.func`` transform."""
+    if squared or not from_logits or not FUSED or not use_fast_path():
+        return None
+    return _native.softmax_rows(x)
+
+
+class _NativeRegionSums(torch.autograd.Function):
+    """:class:`_SoftmaxRegionSums` for index targets through the C kernels of
+    :mod:`losskit._native`: the softmax, the one-hot and the sums in one sweep (one ``exp`` per
+    logit each way), and only the logits and the index columns kept for backward (the softmax is
+    recomputed). Returns ``(inter, mass, count)``; the count takes no gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, cols: Tensor, ignored: int,
+                kernel: _native.SoftmaxRows) -> tuple[Tensor, Tensor, Tensor]:
+        inter, mass, count = kernel.region_forward(x, cols, ignored)
+        ctx.save_for_backward(x, cols)
+        ctx.ignored, ctx.kernel = ignored, kernel
+        ctx.mark_non_differentiable(count)
+        return inter, mass, count
+
+    @staticmethod
+    def backward(ctx: Any, g_inter: Tensor, g_mass: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:
+        x, cols = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: the softmax in differentiable ops
+            table = torch.diag_embed(g_inter) + g_mass.unsqueeze(-1)
+            if ctx.ignored >= 0:
+                table = torch.cat([table, table.new_zeros(table.shape[:-1] + (1,))], -1)
+            grad_p = _pick_columns(table, cols)
+            p = torch.softmax(x, 1)
+            return p * (grad_p - (p * grad_p).sum(1, keepdim=True)), None, None, None
+        out = torch.empty_like(x)
+        ctx.kernel.region_backward(x, cols, ctx.ignored, g_inter.contiguous(), g_mass.contiguous(), out)
+        return out, None, None, None
 
 
 def _index_stats(p: Tensor, y: Tensor, ignore_index: int | None, squared: bool
