@@ -594,6 +594,17 @@ LK_DEFINE(nll_poly1, nll_poly1_loss, nll_poly1_grad)
 
 /* ----------------------------------------------------------- softmax cross-entropy over rows */
 
+LK_INLINE real row_max(const real *row, int64_t classes) {
+    real m = -INFINITY;
+    LK_OMP(simd reduction(max : m))
+    for (int64_t j = 0; j < classes; j++) m = row[j] > m ? row[j] : m;
+    return m;
+}
+
+LK_INLINE void zero_row(real *row, int64_t classes) {
+    for (int64_t j = 0; j < classes; j++) row[j] = 0;
+}
+
 /* Rows of a contiguous (rows × classes) block of logits against class indices. The forward
  * writes each row's log-sum-exp (max + log Σ e^(x - max)) and NLL = lse - x[target] (0 where the
  * target is ``ignore``), and returns how many other targets lie outside [0, classes) (their NLL is
@@ -607,9 +618,7 @@ int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t clas
            if (parallel : rows * classes >= LK_PARALLEL_MIN))
     for (int64_t i = 0; i < rows; i++) {
         const real *row = x + i * classes;
-        real m = -INFINITY;
-        LK_OMP(simd reduction(max : m))
-        for (int64_t j = 0; j < classes; j++) m = row[j] > m ? row[j] : m;
+        const real m = row_max(row, classes);
         real s = 0;
         LK_OMP(simd reduction(+ : s))
         for (int64_t j = 0; j < classes; j++) s += EXP(row[j] - m);
@@ -634,8 +643,7 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
         real *grad = out + i * classes;
         const int64_t k = target[i];
         if (k == ignore) {
-            LK_OMP(simd)
-            for (int64_t j = 0; j < classes; j++) grad[j] = 0;
+            zero_row(grad, classes);
             continue;
         }
         const real c = coef[i], l = lse[i];
@@ -660,9 +668,7 @@ int64_t SYM(ce_smooth_forward, rows)(const real *restrict x, int64_t rows, int64
            if (parallel : rows * classes >= LK_PARALLEL_MIN))
     for (int64_t i = 0; i < rows; i++) {
         const real *row = x + i * classes;
-        real m = -INFINITY;
-        LK_OMP(simd reduction(max : m))
-        for (int64_t j = 0; j < classes; j++) m = row[j] > m ? row[j] : m;
+        const real m = row_max(row, classes);
         real s = 0, wx = 0, wsum = 0;
         if (w == NULL) { /* two loops: a load under a condition would keep them scalar */
             LK_OMP(simd reduction(+ : s, wx, wsum))
@@ -705,8 +711,7 @@ void SYM(ce_smooth_backward, rows)(const real *x, int64_t rows, int64_t classes,
         real *grad = out + i * classes;
         const int64_t k = target[i];
         if (k == ignore) {
-            LK_OMP(simd)
-            for (int64_t j = 0; j < classes; j++) grad[j] = 0;
+            zero_row(grad, classes);
             continue;
         }
         const real a = on_p[i], u = uniform[i], l = lse[i], xk = row[k];
@@ -828,6 +833,29 @@ static int64_t region_chunk(int64_t classes) {
     return len < 8 ? 8 : (len > 256 ? 256 : len);
 }
 
+/* For ``len`` positions of one image (classes strided by ``positions``): e[c·step + k] =
+ * e^(x - max over the classes) and inv[k] = 1/Σ_c e, so that the softmax is e·inv. */
+LK_INLINE void chunk_softmax(const real *base, int64_t classes, int64_t positions, int64_t len,
+                             int64_t step, real *restrict e, real *restrict inv) {
+    real m[step];
+    for (int64_t k = 0; k < len; k++) m[k] = -INFINITY, inv[k] = 0;
+    for (int64_t c = 0; c < classes; c++) {
+        LK_OMP(simd)
+        for (int64_t k = 0; k < len; k++) {
+            const real v = base[c * positions + k];
+            m[k] = v > m[k] ? v : m[k];
+        }
+    }
+    for (int64_t c = 0; c < classes; c++) {
+        LK_OMP(simd)
+        for (int64_t k = 0; k < len; k++) {
+            e[c * step + k] = EXP(base[c * positions + k] - m[k]);
+            inv[k] += e[c * step + k];
+        }
+    }
+    for (int64_t k = 0; k < len; k++) inv[k] = 1 / inv[k];
+}
+
 void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t classes,
                                  int64_t positions, const int64_t *restrict y, int64_t ignored,
                                  double *restrict acc, int threads) {
@@ -841,23 +869,8 @@ void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t 
         const int64_t len = positions - s0 < step ? positions - s0 : step;
         const real *base = x + n * classes * positions + s0;
         const int64_t *col = y + n * positions + s0;
-        real m[step], inv[step], e[classes * step];
-        for (int64_t k = 0; k < len; k++) m[k] = -INFINITY, inv[k] = 0;
-        for (int64_t c = 0; c < classes; c++) {
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                const real v = base[c * positions + k];
-                m[k] = v > m[k] ? v : m[k];
-            }
-        }
-        for (int64_t c = 0; c < classes; c++) {
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                e[c * step + k] = EXP(base[c * positions + k] - m[k]);
-                inv[k] += e[c * step + k];
-            }
-        }
-        for (int64_t k = 0; k < len; k++) inv[k] = 1 / inv[k];
+        real inv[step], e[classes * step];
+        chunk_softmax(base, classes, positions, len, step, e, inv);
         for (int64_t c = 0; c < classes; c++) {
             double ic = 0, mc = 0, cc = 0;
             LK_OMP(simd reduction(+ : ic, mc, cc))
@@ -894,23 +907,9 @@ void SYM(region_backward, planes)(const real *x, int64_t batch, int64_t classes,
         real *grad = out + n * classes * positions + s0;
         const int64_t *col = y + n * positions + s0;
         const real *gi = g_inter + n * classes, *gm = g_mass + n * classes;
-        real m[step], inv[step], dot[step], e[classes * step];
-        for (int64_t k = 0; k < len; k++) m[k] = -INFINITY, inv[k] = 0, dot[k] = 0;
-        for (int64_t c = 0; c < classes; c++) {
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                const real v = base[c * positions + k];
-                m[k] = v > m[k] ? v : m[k];
-            }
-        }
-        for (int64_t c = 0; c < classes; c++) {
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                e[c * step + k] = EXP(base[c * positions + k] - m[k]);
-                inv[k] += e[c * step + k];
-            }
-        }
-        for (int64_t k = 0; k < len; k++) inv[k] = 1 / inv[k];
+        real inv[step], dot[step], e[classes * step];
+        chunk_softmax(base, classes, positions, len, step, e, inv);
+        for (int64_t k = 0; k < len; k++) dot[k] = 0;
         for (int64_t c = 0; c < classes; c++) {
             const real a = gi[c], b = gm[c];
             LK_OMP(simd)
