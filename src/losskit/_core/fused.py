@@ -13,8 +13,9 @@ is elementwise in ``(input, target)`` can instead be written as an :class:`Eleme
 * ``total(x, t, *params)`` (optional): the sum of a chunk's losses, when it can be had in fewer
   passes than ``value(...).sum()`` (e.g. a per-element weight folded into a dot product).
 * ``native`` (optional): the options → ``(variant, numbers)`` of the loss's C kernel in
-  ``losskit/_native/elementwise.c``, used for contiguous float32/float64 CPU tensors when the
-  kernels could be compiled (one pass over the inputs per direction instead of a dozen).
+  ``losskit/_native/elementwise.c``, or ``True`` for the variant named like the kernel taking
+  the options as they are; used for contiguous float32/float64 CPU tensors when the kernels could
+  be compiled (one pass over the inputs per direction instead of a dozen).
 * ``target_grad``: ``"negate"`` when :math:`\\partial \\ell / \\partial t = -\\partial \\ell /
   \\partial x` (losses of the residual ``x - t``); ``"own"`` when ``grad_target(x, t, *params)``
   gives :math:`\\partial \\ell / \\partial t` (a loss of two inputs, such as a discriminator's
@@ -65,7 +66,7 @@ class ElementwiseKernel:
     grad: Fn
     target_grad: str | None = None
     total: Fn | None = None
-    native: Callable[..., tuple[str, tuple[float, ...]]] | None = None
+    native: Callable[..., tuple[str, tuple[float, ...]]] | bool | None = None
     grad_target: Fn | None = None
     # For the parity test every kernel gets (tests/test_fused.py): option sets to try, the domain
     # of the target ("real", "unit" for [0, 1], "binary" for {0, 1}, "sign" for ±1,
@@ -83,9 +84,9 @@ def native_kernel(kernel: ElementwiseKernel, params: tuple[float, ...], *tensors
     """The compiled kernel of ``kernel`` for these (flat, contiguous) tensors and its numeric
     options, or ``None`` where the PyTorch chunks run instead; ``of_target``: the variant whose
     gradient is ``∂ℓ/∂t`` (``target_grad="own"``)."""
-    if kernel.native is None:
+    if not kernel.native:
         return None
-    name, numbers = kernel.native(*params)
+    name, numbers = (kernel.name, params) if kernel.native is True else kernel.native(*params)
     found = _native.kernel(f"{name}_target" if of_target else name, *tensors)
     return None if found is None else (found, numbers)
 

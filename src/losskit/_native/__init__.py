@@ -201,6 +201,19 @@ class NativeKernel:
         return out
 
 
+def _suffix(*tensors: Tensor) -> str | None:
+    """``"f32"``/``"f64"`` when the kernels are on and the tensors are contiguous CPU tensors of
+    one of those dtypes, else ``None``."""
+    first = tensors[0]
+    suffix = _TYPES.get(first.dtype)
+    if not _switch["on"] or suffix is None or first.device.type != "cpu":
+        return None
+    for t in tensors:
+        if t.dtype != first.dtype or t.device != first.device or not t.is_contiguous():
+            return None
+    return suffix
+
+
 @functools.cache
 def _kernel(name: str, suffix: str) -> NativeKernel | None:
     lib = library()
@@ -210,16 +223,8 @@ def _kernel(name: str, suffix: str) -> NativeKernel | None:
 def kernel(name: str, *tensors: Tensor) -> NativeKernel | None:
     """The native kernel ``name`` for these tensors, or ``None`` when it does not apply: not all
     contiguous CPU tensors of one dtype among float32/float64, or no compiled library."""
-    first = tensors[0]
-    if not _switch["on"]:
-        return None
-    suffix = _TYPES.get(first.dtype)
-    if suffix is None or first.device.type != "cpu":
-        return None
-    for t in tensors:
-        if t.dtype != first.dtype or t.device != first.device or not t.is_contiguous():
-            return None
-    return _kernel(name, suffix)
+    suffix = _suffix(*tensors)
+    return None if suffix is None else _kernel(name, suffix)
 
 
 class SoftmaxRows:
@@ -354,9 +359,5 @@ def _softmax_rows(suffix: str) -> SoftmaxRows | None:
 def softmax_rows(x: Tensor) -> SoftmaxRows | None:
     """The row kernels for a contiguous CPU float32/float64 ``x`` of shape ``(rows, classes)`` or
     ``(batch, classes, positions)``, or ``None``."""
-    suffix = _TYPES.get(x.dtype)
-    if not _switch["on"] or suffix is None or x.device.type != "cpu" or x.ndim not in (2, 3):
-        return None
-    if not x.is_contiguous():
-        return None
-    return _softmax_rows(suffix)
+    suffix = _suffix(x) if x.ndim in (2, 3) else None
+    return None if suffix is None else _softmax_rows(suffix)

@@ -1277,7 +1277,7 @@ _NLL_POLY1 = ElementwiseKernel(
     grad=lambda u, _, eps: torch.neg(u).exp_().mul_(eps).add_(1.0),
     examples=((1.0,), (-1.0,), (2.5,)),
     input="positive",
-    native=lambda eps: ("nll_poly1", (eps,)),
+    native=True,
 )
 
 
@@ -1387,7 +1387,7 @@ _HINGE = ElementwiseKernel(
     value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0),
     grad=_hinge_grad,
     target="sign",
-    native=lambda: ("hinge", ()),
+    native=True,
 )
 
 
@@ -1461,7 +1461,7 @@ _SQUARED_HINGE = ElementwiseKernel(
     value=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).square_(),
     grad=lambda x, y: torch.mul(y, x).neg_().add_(1.0).clamp_min_(0.0).mul_(y).mul_(-2.0),
     target="sign",
-    native=lambda: ("squared_hinge", ()),
+    native=True,
 )
 
 

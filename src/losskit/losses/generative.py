@@ -370,35 +370,35 @@ def _half_square_grad(x: Tensor, _: Tensor) -> Tensor:
 
 _SOFTPLUS_NEG = ElementwiseKernel(   # -log σ(x): the real term of minimax D, non-saturating G
     "gan_softplus_neg",
-    native=lambda: ("gan_softplus_neg", ()),
+    native=True,
     reference=lambda x, _: F.softplus(-x),
     value=lambda x, _: F.softplus(torch.neg(x)),
     grad=_softplus_neg_grad,
 )
 _SOFTPLUS = ElementwiseKernel(       # -log(1 - σ(x)): the fake term of minimax D
     "gan_softplus",
-    native=lambda: ("gan_softplus", ()),
+    native=True,
     reference=lambda x, _: F.softplus(x),
     value=lambda x, _: F.softplus(x),
     grad=lambda x, _: torch.sigmoid(x),
 )
 _NEG_SOFTPLUS = ElementwiseKernel(   # log(1 - σ(x)): minimax G
     "gan_neg_softplus",
-    native=lambda: ("gan_neg_softplus", ()),
+    native=True,
     reference=lambda x, _: -F.softplus(x),
     value=lambda x, _: F.softplus(x).neg_(),
     grad=lambda x, _: torch.sigmoid(x).neg_(),
 )
 _HALF_SQUARE_TO_ONE = ElementwiseKernel(   # ½(x - 1)²: the real term of LSGAN D, LSGAN G
     "gan_half_square_to_one",
-    native=lambda: ("gan_half_square_to_one", ()),
+    native=True,
     reference=lambda x, _: 0.5 * (x - 1.0).square(),
     value=lambda x, _: torch.sub(x, 1.0).square_().mul_(0.5),
     grad=lambda x, _: torch.sub(x, 1.0),
 )
 _HALF_SQUARE = ElementwiseKernel(    # ½x²: the fake term of LSGAN D
     "gan_half_square",
-    native=lambda: ("gan_half_square", ()),
+    native=True,
     reference=lambda x, _: 0.5 * x.square(),
     value=lambda x, _: torch.square(x).mul_(0.5),
     grad=_half_square_grad,
@@ -406,14 +406,14 @@ _HALF_SQUARE = ElementwiseKernel(    # ½x²: the fake term of LSGAN D
 # The hinge kinks take relu's convention: derivative 0 where the argument is exactly 0.
 _HINGE_REAL = ElementwiseKernel(     # max(0, 1 - x)
     "gan_hinge_real",
-    native=lambda: ("gan_hinge_real", ()),
+    native=True,
     reference=lambda x, _: F.relu(1.0 - x),
     value=lambda x, _: torch.rsub(x, 1.0).clamp_min_(0.0),
     grad=lambda x, _: torch.sub(x, 1.0).sign_().clamp_max_(0.0),   # -1 below the kink, else 0
 )
 _HINGE_FAKE = ElementwiseKernel(     # max(0, 1 + x)
     "gan_hinge_fake",
-    native=lambda: ("gan_hinge_fake", ()),
+    native=True,
     reference=lambda x, _: F.relu(1.0 + x),
     value=lambda x, _: torch.add(x, 1.0).clamp_min_(0.0),
     grad=lambda x, _: torch.add(x, 1.0).sign_().clamp_min_(0.0),   # 1 above the kink, else 0
@@ -423,7 +423,7 @@ def _pair(kind: str, real: ElementwiseKernel, fake: ElementwiseKernel) -> Elemen
     tensors per direction, each differentiated by its own term."""
     return ElementwiseKernel(
         f"gan_d_{kind}",
-        native=lambda: (f"gan_d_{kind}", ()),
+        native=True,
         reference=lambda r, f: real.reference(r, r) + fake.reference(f, f),
         value=lambda r, f: real.value(r, r).add_(fake.value(f, f)),
         grad=lambda r, f: real.grad(r, r),

@@ -604,7 +604,7 @@ def _log_cosh_grad(x: Tensor, t: Tensor) -> Tensor:
 
 _LOG_COSH = ElementwiseKernel("log_cosh", _log_cosh, _log_cosh_value, _log_cosh_grad,
                               target_grad="negate", total=_log_cosh_total,
-                              native=lambda: ("log_cosh", ()))
+                              native=True)
 
 
 @register(
@@ -878,7 +878,7 @@ def _quantile_grad(x: Tensor, t: Tensor, tau: float) -> Tensor:
 
 _QUANTILE = ElementwiseKernel("quantile", _quantile, _quantile_value, _quantile_grad,
                               target_grad="negate", total=_quantile_total,
-                              native=lambda tau: ("quantile", (tau,)),
+                              native=True,
                               examples=((0.5,), (0.9,), (0.1,)))
 
 
@@ -1064,7 +1064,7 @@ _MAPE = ElementwiseKernel(
     value=lambda x, t, eps, scale: torch.sub(x, t).abs_().div_(t.abs().clamp_min_(eps)).mul_(scale),
     grad=lambda x, t, eps, scale: torch.sub(x, t).sign_().div_(t.abs().clamp_min_(eps)).mul_(scale),
     examples=((2.220446049250313e-16, 1.0), (0.5, 100.0)),
-    native=lambda eps, scale: ("mape", (eps, scale)),
+    native=True,
 )
 
 
@@ -1155,7 +1155,7 @@ _SMAPE = ElementwiseKernel(
     value=lambda x, t, eps: torch.sub(x, t).abs_().mul_(2.0).div_(torch.abs(x).add_(t.abs()).clamp_min_(eps)),
     grad=_smape_grad,
     examples=((1e-12,), (0.5,)),
-    native=lambda eps: ("smape", (eps,)),
+    native=True,
 )
 
 
@@ -1249,7 +1249,7 @@ _MSLE = ElementwiseKernel(
     value=lambda x, t: _msle_log_ratio(x, t)[0].square_(),
     grad=_msle_grad,
     target="nonnegative",
-    native=lambda: ("msle", ()),
+    native=True,
 )
 
 
@@ -1619,7 +1619,7 @@ _TWEEDIE_FORMS = {0.0: "p0", 1.0: "p1", 1.5: "p15", 2.0: "p2"}
 _TWEEDIE = ElementwiseKernel(
     "tweedie_deviance",
     reference=_tweedie,
-    value=lambda x, y, p, log_input: _tweedie(x, y, p, log_input),
+    value=_tweedie,
     grad=_tweedie_grad,
     examples=((1.5, 0.0), (1.5, 1.0), (0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (1.2, 1.0),
               (-1.0, 0.0)),

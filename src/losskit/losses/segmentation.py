@@ -271,6 +271,23 @@ def _pick_columns(table: Tensor, y: Tensor) -> Tensor:
     return table.gather(2, y.unsqueeze(1).expand(n, c, y.shape[1]))
 
 
+def _index_grad_p(grad_inter: Tensor, grad_mass: Tensor, cols: Tensor, columns: int) -> Tensor:
+    """The gradient in the probabilities of the region sums with index targets: the ``(N, C, K)``
+    table ``g_P 1ᵀ + diag(g_I)`` (a zero column C for ignored pixels when ``K = C + 1``) read at
+    each pixel's column."""
+    table = torch.diag_embed(grad_inter) + grad_mass.unsqueeze(-1)
+    if columns > table.shape[-1]:
+        table = torch.cat([table, table.new_zeros(table.shape[:-1] + (1,))], -1)
+    return _pick_columns(table, cols)
+
+
+def _softmax_grad_differentiable(x: Tensor, grad_p: Tensor) -> Tensor:
+    """The softmax's backward over dim 1, recomputed from the logits in differentiable ops (for
+    ``create_graph``)."""
+    p = torch.softmax(x, 1)
+    return p * (grad_p - (p * grad_p).sum(1, keepdim=True))
+
+
 class _SoftmaxRegionSums(torch.autograd.Function):
     r"""Multiclass region sums fused with the softmax: from logits ``x`` ``(N, C, V)`` (or
     probabilities with ``softmax=False``) and target weights ``t`` ``(N, C, V)`` (one-hot or soft
@@ -304,17 +321,13 @@ class _SoftmaxRegionSums(torch.autograd.Function):
         x, p, t = ctx.saved_tensors  # type: ignore[attr-defined]
         softmax, index, columns = ctx.flags  # type: ignore[attr-defined]
         if index:  # t: column numbers; column C, if there, is an ignored pixel's (zero)
-            table = torch.diag_embed(grad_inter) + grad_mass.unsqueeze(-1)
-            if columns > table.shape[-1]:
-                table = torch.cat([table, table.new_zeros(table.shape[:-1] + (1,))], -1)
-            grad_p = _pick_columns(table, t)
+            grad_p = _index_grad_p(grad_inter, grad_mass, t, columns)
         else:
             grad_p = torch.addcmul(grad_mass.unsqueeze(-1), t, grad_inter.unsqueeze(-1))
         if not softmax:
             return grad_p, None, None, None, None
         if torch.is_grad_enabled():  # create_graph: differentiable in x for double backward
-            p = torch.softmax(x, 1)
-            return p * (grad_p - (p * grad_p).sum(1, keepdim=True)), None, None, None, None
+            return _softmax_grad_differentiable(x, grad_p), None, None, None, None
         return torch.ops.aten._softmax_backward_data(grad_p, p, 1, p.dtype), None, None, None, None
 
 
@@ -346,12 +359,9 @@ class _NativeRegionSums(torch.autograd.Function):
     def backward(ctx: Any, g_inter: Tensor, g_mass: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:
         x, cols = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: the softmax in differentiable ops
-            table = torch.diag_embed(g_inter) + g_mass.unsqueeze(-1)
-            if ctx.ignored >= 0:
-                table = torch.cat([table, table.new_zeros(table.shape[:-1] + (1,))], -1)
-            grad_p = _pick_columns(table, cols)
-            p = torch.softmax(x, 1)
-            return p * (grad_p - (p * grad_p).sum(1, keepdim=True)), None, None, None
+            columns = x.shape[1] + (1 if ctx.ignored >= 0 else 0)
+            grad_p = _index_grad_p(g_inter, g_mass, cols, columns)
+            return _softmax_grad_differentiable(x, grad_p), None, None, None
         out = torch.empty_like(x)
         ctx.kernel.region_backward(x, cols, ctx.ignored, g_inter.contiguous(), g_mass.contiguous(), out)
         return out, None, None, None
