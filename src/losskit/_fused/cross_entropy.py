@@ -177,13 +177,7 @@ class _RowsCrossEntropy(torch.autograd.Function):
                 smoothing: float, inplace: bool, reference: Reference, kernel: _native.SoftmaxRows) -> Tensor:
         t = target.to(torch.int64).contiguous()
         w = None if weight is None else weight.to(x.dtype).contiguous()
-        smooth = wfin = None
-        if x.ndim == 3:
-            nll, lse, smooth, wfin, bad = kernel.planes_forward(x, t, ignore_index, w, smoothing != 0.0)
-        elif smoothing == 0.0:
-            nll, lse, bad = kernel.forward(x, t, ignore_index)
-        else:
-            nll, lse, smooth, wfin, bad = kernel.smooth_forward(x, t, ignore_index, w)
+        nll, lse, smooth, wfin, bad = kernel.forward(x, t, ignore_index, w, smoothing != 0.0)
         if bad:
             c = x.shape[1]
             raise LossInputError(
@@ -211,20 +205,14 @@ class _RowsCrossEntropy(torch.autograd.Function):
         at_target = g if wy is None else g * wy
         out = x if ctx.inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
         eps = ctx.smoothing
-        if eps == 0.0 and x.ndim == 2:
-            ctx.kernel.backward(x, t, ctx.ignore_index, lse, at_target.contiguous(), out)
-        elif eps == 0.0:
-            at_target = at_target.contiguous()
-            ctx.kernel.planes_backward(x, t, ctx.ignore_index, None, lse, at_target, None, at_target, out)
-        else:
+        uniform = None
+        on_p = at_target = at_target.contiguous()
+        if eps != 0.0:
             at_target = at_target * (1.0 - eps)
             uniform = g * (eps / x.shape[1])
             on_p = (at_target + uniform * wfin).contiguous()
-            at_target, uniform = at_target.contiguous(), uniform.contiguous()
-            if x.ndim == 2:
-                ctx.kernel.smooth_backward(x, t, ctx.ignore_index, w, lse, on_p, uniform, at_target, out)
-            else:
-                ctx.kernel.planes_backward(x, t, ctx.ignore_index, w, lse, on_p, uniform, at_target, out)
+            uniform = uniform.contiguous()
+        ctx.kernel.backward(x, t, ctx.ignore_index, w, lse, on_p, uniform, at_target, out)
         if ctx.inplace:  # written behind autograd's back: mark the logits as modified
             torch.autograd.graph.increment_version(x)
         return (out,) + none

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -228,96 +229,50 @@ def kernel(name: str, *tensors: Tensor) -> NativeKernel | None:
 
 
 class SoftmaxRows:
-    """Softmax cross-entropy over the rows of a contiguous ``(rows, classes)`` block, one dtype."""
+    """Softmax over the classes of a contiguous block of logits, one dtype: the cross-entropy of
+    ``(rows, classes)`` or ``(batch, classes, positions)`` logits against class indices, and the
+    multiclass region sums (Dice and relatives) of the latter."""
 
     def __init__(self, lib: ctypes.CDLL, suffix: str) -> None:
-        self._forward = getattr(lib, f"lk_ce_forward_{suffix}_rows")
-        self._forward.restype = ctypes.c_int64
-        self._forward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, ctypes.c_int]
-        self._backward = getattr(lib, f"lk_ce_backward_{suffix}_rows")
-        self._backward.restype = None
-        self._backward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, ctypes.c_int]
-        self._smooth_forward = getattr(lib, f"lk_ce_smooth_forward_{suffix}_rows")
-        self._smooth_forward.restype = ctypes.c_int64
-        self._smooth_forward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, ctypes.c_int]
-        self._smooth_backward = getattr(lib, f"lk_ce_smooth_backward_{suffix}_rows")
-        self._smooth_backward.restype = None
-        self._smooth_backward.argtypes = [_P, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, _P, ctypes.c_int]
-        self._planes_forward = getattr(lib, f"lk_ce_forward_{suffix}_planes")
-        self._planes_forward.restype = ctypes.c_int64
-        self._planes_forward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, ctypes.c_int]
-        self._planes_backward = getattr(lib, f"lk_ce_backward_{suffix}_planes")
-        self._planes_backward.restype = None
-        self._planes_backward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, _P, _P, _P,
-                                          ctypes.c_int]
-        self._region_forward = getattr(lib, f"lk_region_forward_{suffix}_planes")
-        self._region_forward.restype = None
-        self._region_forward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, ctypes.c_int]
-        self._region_backward = getattr(lib, f"lk_region_backward_{suffix}_planes")
-        self._region_backward.restype = None
-        self._region_backward.argtypes = [_P, _I64, _I64, _I64, _P, _I64, _P, _P, _P, ctypes.c_int]
+        def entry(name: str, restype: Any, *argtypes: Any) -> Any:
+            fn = getattr(lib, f"lk_{name}")
+            fn.restype, fn.argtypes = restype, [*argtypes, ctypes.c_int]
+            return fn
 
-    def forward(self, x: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, int]:
-        """``(nll, lse, bad)`` per row for contiguous int64 ``target``: the NLL is 0 where the
-        target is ``ignore_index``; ``bad`` counts the other targets outside ``[0, classes)``
-        (their NLL is NaN)."""
-        rows, classes = x.shape
-        nll = x.new_empty(rows)
-        lse = x.new_empty(rows)
-        bad = self._forward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index, nll.data_ptr(),
-                            lse.data_ptr(), torch.get_num_threads())
-        return nll, lse, int(bad)
+        p, i64 = _P, _I64
+        self._forward = {
+            2: entry(f"ce_forward_{suffix}_rows", i64, p, i64, i64, p, i64, p, p, p, p, p),
+            3: entry(f"ce_forward_{suffix}_planes", i64, p, i64, i64, i64, p, i64, p, p, p, p, p)}
+        self._backward = {
+            2: entry(f"ce_backward_{suffix}_rows", None, p, i64, i64, p, i64, p, p, p, p, p, p),
+            3: entry(f"ce_backward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p, p, p, p, p, p)}
+        self._region_forward = entry(f"region_forward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p)
+        self._region_backward = entry(f"region_backward_{suffix}_planes", None, p, i64, i64, i64, p, i64,
+                                      p, p, p)
 
-    def smooth_forward(self, x: Tensor, target: Tensor, ignore_index: int,
-                       weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
-        """With label smoothing: ``(nll, lse, smooth, wfin, bad)``, ``smooth`` being
-        Σ_c w_c·(−log p_c) and ``wfin`` Σ_c w_c over the classes with a finite logit (both 0 on
-        ignored rows for ``smooth``); ``weight`` contiguous like ``x`` or ``None``."""
-        rows, classes = x.shape
-        nll, lse, smooth, wfin = (x.new_empty(rows) for _ in range(4))
-        bad = self._smooth_forward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index,
-                                   None if weight is None else weight.data_ptr(), nll.data_ptr(),
-                                   lse.data_ptr(), smooth.data_ptr(), wfin.data_ptr(),
-                                   torch.get_num_threads())
+    def forward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
+                smoothing: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]:
+        """Per position (``target``'s shape, contiguous int64): ``(nll, lse, smooth, wfin, bad)``.
+        The NLL is 0 where the target is ``ignore_index``; ``bad`` counts the other targets
+        outside ``[0, classes)`` (their NLL is NaN). With ``smoothing``, ``smooth`` is
+        Σ_c w_c·(−log p_c) (0 on ignored positions) and ``wfin`` Σ_c w_c over the classes with a
+        finite logit, ``weight`` (contiguous, ``x``'s dtype) or ones; else both are ``None``."""
+        out = [x.new_empty(target.shape) for _ in range(4 if smoothing else 2)]
+        nll, lse, smooth, wfin = (*out, None, None) if not smoothing else out
+        bad = self._forward[x.ndim](x.data_ptr(), *x.shape, target.data_ptr(), ignore_index,
+                                    _ptr(weight), nll.data_ptr(), lse.data_ptr(), _ptr(smooth),
+                                    _ptr(wfin), torch.get_num_threads())
         return nll, lse, smooth, wfin, int(bad)
 
-    def smooth_backward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
-                        lse: Tensor, on_p: Tensor, uniform: Tensor, at_target: Tensor,
-                        out: Tensor) -> Tensor:
-        """``out[i, c] = on_p[i]·p_ic − uniform[i]·w_c·[x_ic finite] − at_target[i]·[c = y_i]``,
-        0 on ignored rows; ``out`` may be ``x``."""
-        rows, classes = x.shape
-        self._smooth_backward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index,
-                              None if weight is None else weight.data_ptr(), lse.data_ptr(),
-                              on_p.data_ptr(), uniform.data_ptr(), at_target.data_ptr(), out.data_ptr(),
-                              torch.get_num_threads())
-        return out
-
-    def planes_forward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
-                       smoothing: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]:
-        """For ``x`` of shape ``(batch, classes, positions)`` and ``target`` ``(batch, positions)``:
-        ``(nll, lse, smooth, wfin, bad)`` per position as :meth:`smooth_forward` (``smooth`` and
-        ``wfin`` ``None`` without smoothing)."""
-        batch, classes, positions = x.shape
-        nll, lse = x.new_empty(batch, positions), x.new_empty(batch, positions)
-        smooth = x.new_empty(batch, positions) if smoothing else None
-        wfin = x.new_empty(batch, positions) if smoothing else None
-        bad = self._planes_forward(x.data_ptr(), batch, classes, positions, target.data_ptr(), ignore_index,
-                                   None if weight is None else weight.data_ptr(), nll.data_ptr(),
-                                   lse.data_ptr(), None if smooth is None else smooth.data_ptr(),
-                                   None if wfin is None else wfin.data_ptr(), torch.get_num_threads())
-        return nll, lse, smooth, wfin, int(bad)
-
-    def planes_backward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
-                        lse: Tensor, on_p: Tensor, uniform: Tensor | None, at_target: Tensor,
-                        out: Tensor) -> Tensor:
-        """:meth:`smooth_backward` for the ``(batch, classes, positions)`` layout (``uniform``
-        ``None`` without smoothing)."""
-        batch, classes, positions = x.shape
-        self._planes_backward(x.data_ptr(), batch, classes, positions, target.data_ptr(), ignore_index,
-                              None if weight is None else weight.data_ptr(), lse.data_ptr(), on_p.data_ptr(),
-                              None if uniform is None else uniform.data_ptr(), at_target.data_ptr(),
-                              out.data_ptr(), torch.get_num_threads())
+    def backward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
+                 lse: Tensor, on_p: Tensor, uniform: Tensor | None, at_target: Tensor,
+                 out: Tensor) -> Tensor:
+        """``out = on_p·p − uniform·w_c·[x finite] − at_target·[c = y]`` per position (``uniform``
+        ``None`` without smoothing), 0 on ignored positions; ``out`` may be ``x``. The per-position
+        factors are contiguous like ``lse``."""
+        self._backward[x.ndim](x.data_ptr(), *x.shape, target.data_ptr(), ignore_index, _ptr(weight),
+                               lse.data_ptr(), on_p.data_ptr(), _ptr(uniform), at_target.data_ptr(),
+                               out.data_ptr(), torch.get_num_threads())
         return out
 
     def region_forward(self, x: Tensor, columns: Tensor, ignored: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -340,14 +295,9 @@ class SoftmaxRows:
                               g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(), torch.get_num_threads())
         return out
 
-    def backward(self, x: Tensor, target: Tensor, ignore_index: int, lse: Tensor, coef: Tensor,
-                 out: Tensor) -> Tensor:
-        """``out[i] = coef[i]·(softmax(x[i]) - onehot(target[i]))``, 0 on ignored rows; ``out``
-        may be ``x``."""
-        rows, classes = x.shape
-        self._backward(x.data_ptr(), rows, classes, target.data_ptr(), ignore_index, lse.data_ptr(),
-                       coef.data_ptr(), out.data_ptr(), torch.get_num_threads())
-        return out
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
 
 
 @functools.cache

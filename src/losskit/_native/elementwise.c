@@ -608,61 +608,15 @@ LK_INLINE void zero_row(real *row, int64_t classes) {
 /* Rows of a contiguous (rows × classes) block of logits against class indices. The forward
  * writes each row's log-sum-exp (max + log Σ e^(x - max)) and NLL = lse - x[target] (0 where the
  * target is ``ignore``), and returns how many other targets lie outside [0, classes) (their NLL is
- * NaN, and the caller raises); the backward writes coef·(e^(x - lse) - [c = target]) row by row
- * (zeros for an ignored row), so ``out`` may be ``x`` itself. */
+ * NaN, and the caller raises). With label smoothing (``smooth`` and ``wfin`` not NULL) it also
+ * writes Σ_c w_c·(lse - x_c) and Σ_c w_c over the classes with a finite logit (a -inf logit is
+ * outside the support and takes no smoothing mass); w is the class weights, or NULL for ones.
+ * The backward writes on_p·e^(x - lse) - uniform·w_c·[x_c finite] - at_target·[c = target] (all
+ * per row; ``uniform`` NULL without smoothing), zeros for an ignored row, so ``out`` may be ``x``. */
 int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t classes,
-                              const int64_t *restrict target, int64_t ignore, real *restrict nll,
-                              real *restrict lse, int threads) {
-    int64_t bad = 0;
-    LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
-           if (parallel : rows * classes >= LK_PARALLEL_MIN))
-    for (int64_t i = 0; i < rows; i++) {
-        const real *row = x + i * classes;
-        const real m = row_max(row, classes);
-        real s = 0;
-        LK_OMP(simd reduction(+ : s))
-        for (int64_t j = 0; j < classes; j++) s += EXP(row[j] - m);
-        real l = m + LOG(s);
-        int64_t k = target[i];
-        int ok = k >= 0 && k < classes;
-        bad += !ok && k != ignore;
-        lse[i] = l;
-        nll[i] = k == ignore ? (real)0 : (ok ? l - row[k] : (real)NAN);
-    }
-    return bad;
-}
-
-void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
-                            const int64_t *restrict target, int64_t ignore,
-                            const real *restrict lse, const real *restrict coef, real *out,
-                            int threads) {
-    LK_OMP(parallel for schedule(static) num_threads(threads)
-           if (parallel : rows * classes >= LK_PARALLEL_MIN))
-    for (int64_t i = 0; i < rows; i++) {
-        const real *row = x + i * classes;
-        real *grad = out + i * classes;
-        const int64_t k = target[i];
-        if (k == ignore) {
-            zero_row(grad, classes);
-            continue;
-        }
-        const real c = coef[i], l = lse[i];
-        const real at_target = row[k];
-        LK_OMP(simd)
-        for (int64_t j = 0; j < classes; j++) grad[j] = c * EXP(row[j] - l);
-        grad[k] = c * (EXP(at_target - l) - 1);
-    }
-}
-
-/* With label smoothing: besides lse and the NLL, each row's Σ_c w_c·(lse - x_c) and Σ_c w_c over
- * the classes with a finite logit (a -inf logit is outside the support and takes no smoothing
- * mass); w is the class weights, or NULL for ones. The backward writes
- * on_p·e^(x - lse) - uniform·w_c·[x_c finite] - at_target·[c = target] (all per row). */
-int64_t SYM(ce_smooth_forward, rows)(const real *restrict x, int64_t rows, int64_t classes,
-                                     const int64_t *restrict target, int64_t ignore,
-                                     const real *restrict w, real *restrict nll,
-                                     real *restrict lse, real *restrict smooth,
-                                     real *restrict wfin, int threads) {
+                              const int64_t *restrict target, int64_t ignore,
+                              const real *restrict w, real *restrict nll, real *restrict lse,
+                              real *restrict smooth, real *restrict wfin, int threads) {
     int64_t bad = 0;
     LK_OMP(parallel for reduction(+ : bad) schedule(static) num_threads(threads)
            if (parallel : rows * classes >= LK_PARALLEL_MIN))
@@ -670,7 +624,11 @@ int64_t SYM(ce_smooth_forward, rows)(const real *restrict x, int64_t rows, int64
         const real *row = x + i * classes;
         const real m = row_max(row, classes);
         real s = 0, wx = 0, wsum = 0;
-        if (w == NULL) { /* two loops: a load under a condition would keep them scalar */
+        /* one loop per case: a load under a condition would keep the loop scalar */
+        if (smooth == NULL) {
+            LK_OMP(simd reduction(+ : s))
+            for (int64_t j = 0; j < classes; j++) s += EXP(row[j] - m);
+        } else if (w == NULL) {
             LK_OMP(simd reduction(+ : s, wx, wsum))
             for (int64_t j = 0; j < classes; j++) {
                 int finite = row[j] > -INFINITY;
@@ -693,17 +651,19 @@ int64_t SYM(ce_smooth_forward, rows)(const real *restrict x, int64_t rows, int64
         bad += !ok && k != ignore;
         lse[i] = l;
         nll[i] = k == ignore ? (real)0 : (ok ? l - row[k] : (real)NAN);
-        smooth[i] = k == ignore ? (real)0 : l * wsum - wx;
-        wfin[i] = wsum;
+        if (smooth != NULL) {
+            smooth[i] = k == ignore ? (real)0 : l * wsum - wx;
+            wfin[i] = wsum;
+        }
     }
     return bad;
 }
 
-void SYM(ce_smooth_backward, rows)(const real *x, int64_t rows, int64_t classes,
-                                   const int64_t *restrict target, int64_t ignore,
-                                   const real *restrict w, const real *restrict lse,
-                                   const real *restrict on_p, const real *restrict uniform,
-                                   const real *restrict at_target, real *out, int threads) {
+void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
+                            const int64_t *restrict target, int64_t ignore,
+                            const real *restrict w, const real *restrict lse,
+                            const real *restrict on_p, const real *restrict uniform,
+                            const real *restrict at_target, real *out, int threads) {
     LK_OMP(parallel for schedule(static) num_threads(threads)
            if (parallel : rows * classes >= LK_PARALLEL_MIN))
     for (int64_t i = 0; i < rows; i++) {
@@ -714,8 +674,11 @@ void SYM(ce_smooth_backward, rows)(const real *x, int64_t rows, int64_t classes,
             zero_row(grad, classes);
             continue;
         }
-        const real a = on_p[i], u = uniform[i], l = lse[i], xk = row[k];
-        if (w == NULL) {
+        const real a = on_p[i], u = uniform == NULL ? (real)0 : uniform[i], l = lse[i], xk = row[k];
+        if (uniform == NULL) {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++) grad[j] = a * EXP(row[j] - l);
+        } else if (w == NULL) {
             LK_OMP(simd)
             for (int64_t j = 0; j < classes; j++)
                 grad[j] = a * EXP(row[j] - l) - (row[j] > -INFINITY ? u : (real)0);
