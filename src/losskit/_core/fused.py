@@ -168,10 +168,11 @@ class _Fused(torch.autograd.Function):
         xf, tf = _contiguous(_flat(x)), _contiguous(_flat(t))
         native = native_kernel(kernel, params, xf, tf)
         if native is not None:
+            # outputs allocated before the kernel: torch ops after it run with cold caches
             fn, numbers = native
             if total:
-                return xf.new_tensor(fn.sum(xf, tf, numbers) * total)
-            return fn.value(xf, tf, numbers).view(x.shape)
+                return fn.sum_into(xf.new_empty(()), xf, tf, numbers, total)
+            return fn.value(xf, tf, numbers, torch.empty(x.shape, dtype=x.dtype, device=x.device))
         n = xf.numel()
         steps = _chunks(n, x.device)
         step = steps.step
@@ -198,35 +199,38 @@ class _Fused(torch.autograd.Function):
             return (*reference_grads(reference, g, (x, t)), None, None, None)
         xf, tf = _contiguous(_flat(x)), _contiguous(_flat(t))
         gf = None if ctx.total else _contiguous(_flat(g))
-        gs = g * ctx.total if ctx.total else g   # the upstream gradient of each element's loss
         own = kernel.target_grad == "own"
-        gx = _chunked_grad(kernel, ctx.params, xf, tf, gs, gf) if need_x or not own else None
+        gx = None
+        if need_x or not own:
+            gx = _chunked_grad(kernel, ctx.params, xf, tf, g, ctx.total, gf, x.shape)
         if not need_t:
             gt = None
         elif own:
-            gt = _chunked_grad(kernel, ctx.params, xf, tf, gs, gf, of_target=True)
+            gt = _chunked_grad(kernel, ctx.params, xf, tf, g, ctx.total, gf, t.shape, of_target=True)
         else:
             gt = -gx  # type: ignore[operator]
-        return (None if gx is None or not need_x else gx.view(x.shape),
-                None if gt is None else gt.view(t.shape), None, None, None)
+        return (gx if need_x else None, None if gt is None else gt.view(t.shape), None, None, None)
 
 
 def _chunked_grad(kernel: ElementwiseKernel, params: tuple[float, ...], xf: Tensor, tf: Tensor, g: Tensor,
-                  gf: Tensor | None, *, of_target: bool = False) -> Tensor:
-    """``g·∂ℓ/∂x`` (``∂ℓ/∂t`` with ``of_target``) over flat contiguous inputs: the C kernel where
-    it applies, else the PyTorch chunks; ``gf`` is ``g`` flattened, or ``None`` for a scalar."""
+                  total: float, gf: Tensor | None, shape: torch.Size, *, of_target: bool = False) -> Tensor:
+    """``g·∂ℓ/∂x`` (``∂ℓ/∂t`` with ``of_target``) over flat contiguous inputs, in ``shape``: the
+    C kernel where it applies, else the PyTorch chunks. ``gf`` is ``g`` flattened, or ``None``
+    when ``g`` is the upstream gradient of the sum of the losses times ``total``."""
     native = native_kernel(kernel, params, xf, tf, *(() if gf is None else (gf,)), of_target=of_target)
+    out = torch.empty(shape, dtype=xf.dtype, device=xf.device)
     if native is not None:
         fn, numbers = native
-        return fn.grad(xf, tf, numbers, g.item() if gf is None else gf)
+        return fn.grad(xf, tf, numbers, g.item() * total if gf is None else gf, out)
     grad = kernel.grad_target if of_target else kernel.grad
     assert grad is not None
-    out = torch.empty_like(xf)
+    gs = g * total if gf is None else gf    # the upstream gradient of each element's loss
+    flat = out.view(-1)
     steps = _chunks(xf.numel(), xf.device)
     step = steps.step
     for s in steps:
         d = grad(xf[s:s + step], tf[s:s + step], *params)
-        torch.mul(d, g if gf is None else gf[s:s + step], out=out[s:s + step])
+        torch.mul(d, gs if gf is None else gf[s:s + step], out=flat[s:s + step])
     return out
 
 
