@@ -89,6 +89,32 @@ def test_native_and_pytorch_chunks_agree_in_float64() -> None:
                 torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f"{kernel.name}{params}")
 
 
+@needs_native
+@pytest.mark.parametrize("alpha", [-2.0, -1.5, -1.0, -0.5, 0.5, 1.5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_general_robust_fourth_roots_are_accurate_over_thirty_decades(alpha: float,
+                                                                    dtype: torch.dtype) -> None:
+    # the square-root forms for α in halves, against ρ and ρ' written from the formula in float64,
+    # across residuals from 1e-15 to 1e15: no cancellation near 0 and no power overflowing (a
+    # derivative of order r^(α-1) must not vanish where it is still representable)
+    import losskit.functional as LF
+
+    scale = 0.7
+    r = torch.cat([torch.logspace(-15, 15, 3001, dtype=torch.float64), -torch.linspace(0.0, 6.0, 601,
+                                                                                          dtype=torch.float64)])
+    x = r.to(dtype).requires_grad_()
+    got = LF.general_robust_loss(x, torch.zeros_like(x), alpha=alpha, scale=scale, reduction="none")
+    (gx,) = torch.autograd.grad(got.sum(), x)
+    rr, b = x.detach().double(), abs(alpha - 2)
+    base = 1 + (rr / scale) ** 2 / b
+    want = b / alpha * torch.expm1(0.5 * alpha * torch.log1p((rr / scale) ** 2 / b))
+    dwant = rr / scale**2 * base ** (alpha / 2 - 1)
+    ulp = 1e-5 if dtype == torch.float32 else 1e-13
+    tiny = torch.finfo(dtype).tiny * 2**20
+    torch.testing.assert_close(got.double(), want, rtol=ulp, atol=tiny)
+    torch.testing.assert_close(gx.double(), dwant, rtol=ulp, atol=tiny)
+
+
 def test_a_failed_build_leaves_the_pytorch_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("LOSSKIT_CACHE_DIR", str(tmp_path / "cache"))

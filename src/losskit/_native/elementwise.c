@@ -230,6 +230,43 @@ LK_INLINE real robust_any_grad(real x, real t, const params *P) {
 }
 LK_DEFINE(general_robust_any, robust_any_loss, robust_any_grad)
 
+/* α a multiple of ½ in [-2, 2) other than 0 and 1, K = 2α in {-4, -3, -2, -1, 1, 3}: with
+ * v = (r/c)²/|α - 2| and s = (1 + v)^(1/4) by two square roots, (1 + v)^(α/2) = s^K. For v ≤ 1,
+ * s^|K| - 1 = (s - 1)(1 + s + … + s^(|K|-1)) with s - 1 = v/((1 + s)(1 + s²)): no cancellation
+ * near 0; past v = 1 the powers themselves (and s^K - 1 → -1 as v → ∞ for K < 0, where a
+ * quotient of infinities would be NaN). Derivative a·r·s^(K-4), as r/s² (of the order of c)
+ * times powers of 1/s, so that no power overflows where the derivative does not underflow. */
+LK_INLINE real pow_upto8(real q, int k) {
+    real q2 = q * q, q4 = q2 * q2;
+    return ((k & 1) ? q : (real)1) * ((k & 2) ? q2 : (real)1) * ((k & 4) ? q4 : (real)1) *
+           ((k & 8) ? q4 * q4 : (real)1);
+}
+#define LK_ROBUST_HALF(name, K)                                                                  \
+    LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
+        real r = x - t, v = P->d * r * r;                                                        \
+        real s = SQRT(SQRT(1 + v)), s2 = s * s;                                                  \
+        real power = pow_upto8(s, (K) < 0 ? -(K) : (K));                                         \
+        real geometric = 1 + ((K) * (K) >= 4 ? s : 0) + ((K) * (K) >= 9 ? s2 : 0)                \
+                         + ((K) * (K) >= 16 ? s2 * s : 0);                                       \
+        int near = v <= 1;                                                                       \
+        real inv = 1 / ((near ? (1 + s) * (1 + s2) : (real)1) * ((K) < 0 ? power : (real)1));    \
+        real m = near ? v * geometric * inv : ((K) > 0 ? power - 1 : inv - 1);                   \
+        return P->b / P->c * ((K) < 0 && near ? -m : m);                                         \
+    }                                                                                            \
+    LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
+        real r = x - t;                                                                          \
+        real q = 1 / SQRT(SQRT(1 + P->d * r * r)), rq = r * q;                                   \
+        return P->a * ((K) == 3 ? rq : rq * q * pow_upto8(q, 2 - (K)));                          \
+    }                                                                                            \
+    LK_DEFINE(name, name##_loss, name##_grad)
+
+LK_ROBUST_HALF(general_robust_half_m4, -4)
+LK_ROBUST_HALF(general_robust_half_m3, -3)
+LK_ROBUST_HALF(general_robust_half_m2, -2)
+LK_ROBUST_HALF(general_robust_half_m1, -1)
+LK_ROBUST_HALF(general_robust_half_1, 1)
+LK_ROBUST_HALF(general_robust_half_3, 3)
+
 /* Quantile (pinball), a = τ: max(x - t, 0) - τ(x - t); derivative [x > t] - τ. */
 LK_INLINE real quantile_loss(real x, real t, const params *P) {
     real over = x - t;

@@ -734,7 +734,9 @@ def _general_robust_grad(x: Tensor, t: Tensor, alpha: float, scale: float) -> Te
 
 def _general_robust_native(alpha: float, scale: float) -> tuple[str, tuple[float, ...]]:
     closed = {2.0: "a2", 0.0: "a0", float("-inf"): "welsch", 1.0: "a1"}
-    variant = closed.get(alpha, "any")
+    # other multiples of ½ in [-2, 2): powers of a fourth root (two square roots, no exp/log)
+    halves = {k / 2: f"half_{'m' if k < 0 else ''}{abs(k)}" for k in (-4, -3, -2, -1, 1, 3)}
+    variant = closed.get(alpha) or halves.get(alpha, "any")
     b = abs(alpha - 2)
     return f"general_robust_{variant}", (scale**-2, b, alpha, 1.0 / (b * scale**2) if b else 0.0)
 
@@ -743,7 +745,9 @@ _GENERAL_ROBUST = ElementwiseKernel("general_robust", _general_robust, _general_
                                     _general_robust_grad, target_grad="negate",
                                     native=_general_robust_native,
                                     examples=((1.0, 1.0), (0.5, 0.7), (2.0, 1.5), (0.0, 1.0),
-                                              (-2.0, 1.0), (float("-inf"), 0.8), (3.0, 1.0)))
+                                              (-2.0, 1.0), (float("-inf"), 0.8), (3.0, 1.0),
+                                              (1.5, 1.2), (-0.5, 0.9), (-1.0, 1.0), (-1.5, 2.0),
+                                              (0.75, 1.0)))
 
 
 @register(
