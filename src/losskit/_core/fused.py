@@ -43,7 +43,7 @@ from torch import Tensor
 
 from losskit import _native
 from losskit._core.checks import check_option
-from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, reduce
+from losskit._core.reduction import EMPTY_POLICIES, REDUCTIONS, mean_over, reduce
 
 __all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable", "logistic_parts", "native_kernel",
            "reference_grads", "power_", "sigmoid_from_parts", "small_power", "use_fast_path"]
@@ -277,6 +277,7 @@ def elementwise_loss(
     mask: Tensor | None = None,
     normalizer: float | Tensor | None = None,
     empty: str = "zero",
+    denominator: Tensor | None = None,
 ) -> Tensor:
     """``reduce(kernel.reference(input, target, *params), reduction, ...)``, computed by the fused
     path where :func:`fusable` allows."""
@@ -284,11 +285,15 @@ def elementwise_loss(
     check_option("empty", empty, EMPTY_POLICIES)
     if not fusable(kernel, input, target, params):
         return reduce(kernel.reference(input, target, *params), reduction, sample_weight=sample_weight,
-                      mask=mask, normalizer=normalizer, empty=empty)
+                      mask=mask, normalizer=normalizer, empty=empty, denominator=denominator)
     plain = sample_weight is None and mask is None and normalizer is None
-    if plain and reduction in ("mean", "sum"):
+    if plain and reduction == "mean" and denominator is not None and denominator.shape == input.shape:
+        # the sum straight from the kernel (no per-element tensor), over the denominator's total
+        count = denominator.to(input.dtype).sum()
+        return mean_over(_Fused.apply(input, target, kernel, tuple(params), 1.0), count, empty)
+    if plain and reduction in ("mean", "sum") and (denominator is None or reduction == "sum"):
         return _Fused.apply(input, target, kernel, tuple(params),
                             1.0 / input.numel() if reduction == "mean" else 1.0)
     loss = _Fused.apply(input, target, kernel, tuple(params), 0.0)
     return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+                  empty=empty, denominator=denominator)

@@ -128,7 +128,13 @@ def reduce(
     else:
         w = weight.expand(loss.shape)
         count = (w if keep is None else torch.where(keep, w, w.new_zeros(()))).sum()
-    mean = total / count.clamp_min(torch.finfo(loss.dtype).tiny)
+    return mean_over(total, count, empty)
+
+
+def mean_over(total: Tensor, count: Tensor, empty: str) -> Tensor:
+    """``total / count``, the mean of a sum over a weight or count that may be 0 (``empty``:
+    ``"zero"`` gives the 0 that the empty sum is, ``"nan"`` NaN)."""
+    mean = total / count.clamp_min(torch.finfo(total.dtype).tiny)
     if empty == "nan":
         mean = torch.where(count > 0, mean, mean.new_full((), float("nan")))
     return mean

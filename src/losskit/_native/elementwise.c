@@ -711,7 +711,7 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
             zero_row(grad, classes);
             continue;
         }
-        const real a = on_p[i], u = uniform == NULL ? (real)0 : uniform[i], l = lse[i], xk = row[k];
+        const real a = on_p[i], u = uniform == NULL ? (real)0 : uniform[i], l = lse[i];
         if (uniform == NULL) {
             LK_OMP(simd)
             for (int64_t j = 0; j < classes; j++) grad[j] = a * EXP(row[j] - l);
@@ -724,7 +724,7 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
             for (int64_t j = 0; j < classes; j++)
                 grad[j] = a * EXP(row[j] - l) - (row[j] > -INFINITY ? u * w[j] : (real)0);
         }
-        grad[k] = a * EXP(xk - l) - (xk > -INFINITY ? u * (w ? w[k] : (real)1) : (real)0) - at_target[i];
+        grad[k] -= at_target[i];   /* the loop wrote the softmax term at k too */
     }
 }
 

@@ -432,11 +432,13 @@ def _index_ce(input: Tensor, target: Tensor, dim: int, weight: Tensor | None, ig
     def composed(a: Tensor, b: Tensor, w: Tensor | None) -> Tensor:
         return _hard_ce(a, b, w, ignore_index, label_smoothing)[0]
 
-    loss = index_cross_entropy(x3, t3, weight, ignore_index, label_smoothing, composed,
-                               inplace=inplace).reshape(target.shape)
+    # the denominator first: torch ops right after the kernel's pass over the logits run with
+    # cold caches
     valid = target != ignore_index
     den = valid.to(input.dtype) if weight is None else torch.where(
         valid, weight[torch.where(valid, target, 0)], weight.new_zeros(()))
+    loss = index_cross_entropy(x3, t3, weight, ignore_index, label_smoothing, composed,
+                               inplace=inplace).reshape(target.shape)
     return loss, den
 
 
@@ -1142,6 +1144,9 @@ def softmax_focal_loss(
     # saved. u is clamped at the smallest normal inside the focal factor, so that the gradient of
     # the γ < 1 power stays finite where p_y rounds to 1 (u = 0, e.g. a logit of 1e4).
     u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, use_fast_path())
+    if weight is None and alpha is None and gamma != 0:
+        return elementwise_loss(_NLL_FOCAL, u, u.detach(), (float(gamma),), reduction, denominator=den,
+                                sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
     loss = u
     if gamma != 0:
         loss = elementwise_loss(_NLL_FOCAL, u, u.detach(), (float(gamma),), "none")
@@ -1264,9 +1269,8 @@ def poly1_cross_entropy(
     # with class indices ℓ = u + ε(1 - e^{-u}) of the position's NLL u alone: the low-memory
     # cross-entropy gives u (0 where ignored, where ℓ is then 0 too) and nothing logits-sized is saved
     u, den = _index_ce(input, target, dim, None, ignore_index, 0.0, use_fast_path())
-    return reduce(elementwise_loss(_NLL_POLY1, u, u.detach(), (float(epsilon),), "none"), reduction,
-                  denominator=den, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty)
+    return elementwise_loss(_NLL_POLY1, u, u.detach(), (float(epsilon),), reduction, denominator=den,
+                            sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
 
 
 # Poly-1 of a position's NLL u: u + ε(1 - e^-u).
