@@ -4,6 +4,7 @@ large inputs split across threads, and absent without harm where they cannot be 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,41 @@ def test_general_robust_fourth_roots_are_accurate_over_thirty_decades(alpha: flo
     tiny = torch.finfo(dtype).tiny * 2**20
     torch.testing.assert_close(got.double(), want, rtol=ulp, atol=tiny)
     torch.testing.assert_close(gx.double(), dwant, rtol=ulp, atol=tiny)
+
+
+@needs_native
+@pytest.mark.parametrize(("gamma_neg", "clip", "eps"),
+                         [(4.0, 0.05, 1e-8), (1.0, 0.2, 0.0), (2.0, 1e-9, 1e-8)])
+def test_asymmetric_binary_blocks_and_soft_blocks_give_one_gradient(gamma_neg: float, clip: float,
+                                                                    eps: float) -> None:
+    # the gradient kernel takes a shorter form on blocks of 0/1 targets: blocks of hard labels,
+    # of soft labels and one with a NaN target side by side, against the float64 composed form
+    import losskit.functional as LF
+
+    gen = torch.Generator().manual_seed(13)
+    n = 5 * 4096 + 77
+    x = torch.randn(n, generator=gen, dtype=torch.float64) * 4
+    x[:200] = torch.linspace(-40.0, 40.0, 200, dtype=torch.float64)
+    t = (torch.rand(n, generator=gen, dtype=torch.float64) < 0.3).double()
+    t[4096:8192] = torch.rand(4096, generator=gen, dtype=torch.float64)    # a block of soft labels
+    t[9000] = 0.5                                                          # one soft label
+    t[13000] = float("nan")
+    g = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+    opts = {"gamma_pos": 0.0, "gamma_neg": gamma_neg, "clip": clip, "eps": eps, "reduction": "none"}
+    for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
+        xs = x.to(dtype).requires_grad_()
+        (gx,) = torch.autograd.grad(LF.asymmetric_loss(xs, t.to(dtype), **opts), xs, g.to(dtype))
+        xr = x.clone().requires_grad_()
+        log_p = torch.nn.functional.logsigmoid(xr)
+        log_q = torch.log(torch.clamp(torch.sigmoid(-xr) + clip, max=1.0))
+        if eps > 0:
+            log_p, log_q = log_p.clamp(min=math.log(eps)), log_q.clamp(min=math.log(eps))
+        p_m = torch.clamp(torch.sigmoid(xr) - clip, min=0.0)
+        (want,) = torch.autograd.grad(-(t * log_p + (1 - t) * p_m**gamma_neg * log_q), xr, g)
+        assert torch.isnan(gx[13000]) and torch.isnan(want[13000])
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[13000] = False
+        torch.testing.assert_close(gx.double()[keep], want[keep], rtol=tol, atol=tol * 1e-2)
 
 
 def test_a_failed_build_leaves_the_pytorch_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -181,8 +181,8 @@ class NativeKernel:
     @functools.lru_cache(maxsize=256)
     def _params(params: tuple[float, ...]) -> ctypes.Array[ctypes.c_double]:
         # read-only on the C side, so one array per option set serves every call
-        values = (*params, *(0.0,) * (6 - len(params)))
-        return (ctypes.c_double * 6)(*values)
+        values = (*params, *(0.0,) * (7 - len(params)))
+        return (ctypes.c_double * 7)(*values)
 
     def sum(self, x: Tensor, t: Tensor, params: tuple[float, ...]) -> float:
         return self._sum(x.data_ptr(), t.data_ptr(), x.numel(), self._params(params),

@@ -12,7 +12,7 @@
  *
  * <R> is f32 or f64: the file is compiled once per type (LK_DOUBLE). One pass over the inputs per
  * direction, the transcendentals vectorised (glibc's libmvec where the build finds it), threads
- * from the OpenMP runtime PyTorch itself runs on. Options arrive as an array of six numbers; a
+ * from the OpenMP runtime PyTorch itself runs on. Options arrive as an array of seven numbers; a
  * loss whose cost depends on an option (an exponent that is a small integer or not) has one
  * variant per case, chosen in Python. The row kernels of the cross-entropy are at the end.
  */
@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef LK_DOUBLE
 typedef double real;
@@ -57,7 +58,7 @@ LK_SIMD real R(tanh)(real);
 #define LK_PARALLEL_MIN 32768
 
 typedef struct {
-    real a, b, c, d, e, f;
+    real a, b, c, d, e, f, g;
 } params;
 
 #define LK_INLINE static inline __attribute__((always_inline))
@@ -119,15 +120,20 @@ LK_INLINE real pow_small(real q, real k) {
 /* q^k for q ≥ 0 and any k, as exp(k log q) (0^k = 0 for k > 0). */
 LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
 
+LK_INLINE params params_of(const double *prm) {
+    const params P = {(real)prm[0], (real)prm[1], (real)prm[2], (real)prm[3],
+                      (real)prm[4], (real)prm[5], (real)prm[6]};
+    return P;
+}
+
 #define CAT_(a, b, c, d) a##_##b##_##c##_##d
 #define CAT(a, b, c, d) CAT_(a, b, c, d)
 #define SYM(kind, name) CAT(lk, kind, LK_SFX, name)
 
-#define LK_DEFINE(name, LOSS, GRAD)                                                               \
+#define LK_DEFINE_VALUES(name, LOSS)                                                              \
     double SYM(sum, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, int threads) {                              \
-        const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
-                          (real)prm[3], (real)prm[4], (real)prm[5]};                             \
+        const params P = params_of(prm);                                                          \
         double acc = 0.0;                                                                         \
         LK_OMP(parallel for simd reduction(+ : acc) schedule(static) num_threads(threads)         \
                if (parallel : n >= LK_PARALLEL_MIN))                                              \
@@ -136,17 +142,18 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
     }                                                                                             \
     void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, real *restrict out, int threads) {          \
-        const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
-                          (real)prm[3], (real)prm[4], (real)prm[5]};                             \
+        const params P = params_of(prm);                                                          \
         LK_OMP(parallel for simd schedule(static) num_threads(threads)                            \
                if (parallel : n >= LK_PARALLEL_MIN))                                              \
         for (int64_t i = 0; i < n; i++) out[i] = LOSS(x[i], t[i], &P);                            \
-    }                                                                                             \
+    }
+
+#define LK_DEFINE(name, LOSS, GRAD)                                                               \
+    LK_DEFINE_VALUES(name, LOSS)                                                                  \
     void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
                          const double *restrict prm, const real *restrict g, double gs,           \
                          real *restrict out, int threads) {                                       \
-        const params P = {(real)prm[0], (real)prm[1], (real)prm[2],                              \
-                          (real)prm[3], (real)prm[4], (real)prm[5]};                             \
+        const params P = params_of(prm);                                                          \
         const real s = (real)gs;                                                                  \
         if (g == NULL) {                                                                          \
             LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
@@ -156,6 +163,47 @@ LK_INLINE real pow_any(real q, real k) { return EXP(k * LOG(q)); }
             LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
                    if (parallel : n >= LK_PARALLEL_MIN))                                          \
             for (int64_t i = 0; i < n; i++) out[i] = g[i] * GRAD(x[i], t[i], &P);                 \
+        }                                                                                         \
+    }
+
+/* Losses whose derivative has a cheaper form for targets in {0, 1} (one of two terms per
+ * element): the gradient goes over blocks of LK_BLOCK elements, and a block whose targets are all
+ * 0 or 1 runs BINARY_GRAD when FAST(P) holds for the options, GRAD otherwise. */
+#define LK_BLOCK 4096
+
+LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
+    int other = 0;
+    LK_OMP(simd reduction(| : other))
+    for (int64_t i = lo; i < hi; i++) other |= (t[i] != 0) & (t[i] != 1);
+    return !other;
+}
+
+/* out[i] = SCALE·dℓ/dx over the blocks of [0, n), by BINARY_GRAD or GRAD block by block. */
+#define LK_GRAD_BLOCKS(SCALE, GRAD, BINARY_GRAD)                                                  \
+    LK_OMP(parallel for schedule(static) num_threads(threads) if (parallel : n >= LK_PARALLEL_MIN)) \
+    for (int64_t b = 0; b < (n + LK_BLOCK - 1) / LK_BLOCK; b++) {                                 \
+        const int64_t lo = b * LK_BLOCK, hi = lo + LK_BLOCK < n ? lo + LK_BLOCK : n;              \
+        if (fast && binary_block(t, lo, hi)) {                                                    \
+            LK_OMP(simd)                                                                          \
+            for (int64_t i = lo; i < hi; i++) out[i] = SCALE * BINARY_GRAD(x[i], t[i], &P);       \
+        } else {                                                                                  \
+            LK_OMP(simd)                                                                          \
+            for (int64_t i = lo; i < hi; i++) out[i] = SCALE * GRAD(x[i], t[i], &P);              \
+        }                                                                                         \
+    }
+
+#define LK_DEFINE_BINARY_GRAD(name, LOSS, GRAD, BINARY_GRAD, FAST)                                \
+    LK_DEFINE_VALUES(name, LOSS)                                                                  \
+    void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
+                         const double *restrict prm, const real *restrict g, double gs,           \
+                         real *restrict out, int threads) {                                       \
+        const params P = params_of(prm);                                                          \
+        const int fast = FAST(&P);                                                                \
+        const real s = (real)gs;                                                                  \
+        if (g == NULL) {                                                                          \
+            LK_GRAD_BLOCKS(s, GRAD, BINARY_GRAD)                                                  \
+        } else {                                                                                  \
+            LK_GRAD_BLOCKS(g[i], GRAD, BINARY_GRAD)                                               \
         }                                                                                         \
     }
 
@@ -553,7 +601,7 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
     return L.sn + P->c < 1 ? v : (real)0;
 }
 
-#define LK_ASYMMETRIC(name, POWP, POWN, CLIP)                                                    \
+#define LK_ASYMMETRIC_FORMS(name, POWP, POWN, CLIP)                                              \
     LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
         logistic L = logistic_of(x);                                                             \
         real log_p = at_least((x < 0 ? x : (real)0) - L.lg, P->d);                               \
@@ -586,10 +634,64 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
             dneg = P->b == 0 ? dlog_q : (dlog_q + P->b * sn * log_q) * POWN(s, P->b);            \
         }                                                                                        \
         return -(dneg + t * (dpos - dneg));                                                      \
-    }                                                                                            \
+    }
+#define LK_ASYMMETRIC(name, POWP, POWN, CLIP)                                                    \
+    LK_ASYMMETRIC_FORMS(name, POWP, POWN, CLIP)                                                  \
     LK_DEFINE(name, name##_loss, name##_grad)
 
-LK_ASYMMETRIC(asymmetric_ii_clip, pow_small, pow_small, 1)
+/* The gradient for binary targets with γ₊ = 0 and γ₋ in 1…4 (the paper's setting; g = ε): each
+ * element has one of the two terms, -σ(-x) where p ≥ ε for a positive, and for a negative
+ * -p_m^(γ₋-1)·σσ'·(γ₋·log q - p_m/(σ(-x) + m)) with q = min(σ(-x) + m, 1): one exp, one division
+ * and one log, where the general form takes two divisions and two series. With e = e^-|x|,
+ * d = 1 + e and D = (σ(-x) + m)·d (e + m·d for x ≥ 0, 1 + m·d below), σ(±x) and 1/(σ(-x) + m)
+ * are quotients by d·D. The log's argument is at least m, a normal number (asymmetric_binary_applies). */
+#ifdef LK_DOUBLE
+#define LOG_UNIT LOG
+#else
+/* log v for a normal v in (0, 1] (here ≥ m ≥ the smallest normal): v = 2^k·w with w in [2/3, 4/3)
+ * and log1p(w - 1) as f - f²/2 + f³·Q(f), Q of degree 6 fitted to relative error (2.5 ulp at
+ * most on [-1/3, 1/3]). Inline, unlike the vector library's log, so the loop keeps its registers. */
+LK_INLINE float log_unit_f(float v) {
+    int32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int32_t k = (bits - 0x3f2aaaab) >> 23;
+    int32_t wbits = bits - (int32_t)((uint32_t)k << 23);
+    float w;
+    memcpy(&w, &wbits, sizeof w);
+    float f = w - 1.0f, f2 = f * f;
+    float q = 0.13463622331619263f;
+    q = q * f - 0.15131452679634094f;
+    q = q * f + 0.14116643369197845f;
+    q = q * f - 0.16470645368099213f;
+    q = q * f + 0.2000330686569214f;
+    q = q * f - 0.250043123960495f;
+    q = q * f + 0.33333346247673035f;
+    float kf = (float)k;
+    return kf * 0.693145751953125f + (f - 0.5f * f2 + f2 * f * q + kf * 1.428606765330187e-06f);
+}
+#define LOG_UNIT log_unit_f
+#endif
+
+LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
+    real e = EXP(-R(fabs)(x)), d = 1 + e;
+    real num = x >= 0 ? e : (real)1, num_s = x >= 0 ? (real)1 : e;
+    real big = num + P->c * d;
+    real inv = 1 / (d * big);
+    real r = big * inv;
+    real sn = num * r, s = num_s * r;
+    real log_q = LOG_UNIT(big * r < 1 ? big * r : (real)1);
+    real live = log_q >= P->e ? (real)1 : (real)0;
+    real p_m = pos_part(s - P->c);
+    real neg = pow_small(p_m, P->b - 1) * s * sn * (P->b * at_least(log_q, P->e) - p_m * d * d * inv * live);
+    return t != 0 ? (s >= P->g ? -sn : (real)0) : -neg;
+}
+LK_INLINE int asymmetric_binary_applies(const params *P) {
+    return P->a == 0 && P->b >= 1 && P->c >= LK_TINY;
+}
+
+LK_ASYMMETRIC_FORMS(asymmetric_ii_clip, pow_small, pow_small, 1)
+LK_DEFINE_BINARY_GRAD(asymmetric_ii_clip, asymmetric_ii_clip_loss, asymmetric_ii_clip_grad,
+                      asymmetric_binary_grad, asymmetric_binary_applies)
 LK_ASYMMETRIC(asymmetric_ia_clip, pow_small, pow_any, 1)
 LK_ASYMMETRIC(asymmetric_ai_clip, pow_any, pow_small, 1)
 LK_ASYMMETRIC(asymmetric_aa_clip, pow_any, pow_any, 1)

@@ -646,7 +646,7 @@ def _asymmetric_native(gamma_pos: float, gamma_neg: float, clip: float,
     powers = small_power(gamma_pos)[0] + small_power(gamma_neg)[0]   # "ii", "ia", "ai" or "aa"
     variant = f"asymmetric_{powers}{'_clip' if clip > 0 else ''}"
     return variant, (gamma_pos, gamma_neg, clip, floor, floor if clip < eps else -math.inf,
-                     math.log(clip) if clip > 0 else 0.0)
+                     math.log(clip) if clip > 0 else 0.0, eps)
 
 
 _ASYMMETRIC = ElementwiseKernel(
