@@ -54,6 +54,7 @@ __all__ = ["CHUNK", "ElementwiseKernel", "elementwise_loss", "fusable", "logisti
 CHUNK = 2**18
 
 Fn = Callable[..., Tensor]
+Native = tuple[_native.NativeKernel, tuple[float, ...]]   # a C kernel and its numeric options
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class ElementwiseKernel:
 
 
 def native_kernel(kernel: ElementwiseKernel, params: tuple[float, ...], *tensors: Tensor,
-                  of_target: bool = False) -> tuple[_native.NativeKernel, tuple[float, ...]] | None:
+                  of_target: bool = False) -> Native | None:
     """The compiled kernel of ``kernel`` for these (flat, contiguous) tensors and its numeric
     options, or ``None`` where the PyTorch chunks run instead; ``of_target``: the variant whose
     gradient is ``∂ℓ/∂t`` (``target_grad="own"``)."""
@@ -166,7 +167,7 @@ class _Fused(torch.autograd.Function):
         ctx.save_for_backward(x, t)
         ctx.kernel, ctx.params, ctx.total = kernel, params, total
         xf, tf = _contiguous(_flat(x)), _contiguous(_flat(t))
-        native = native_kernel(kernel, params, xf, tf)
+        native = ctx.native = native_kernel(kernel, params, xf, tf)
         if native is not None:
             # outputs allocated before the kernel: torch ops after it run with cold caches
             fn, numbers = native
@@ -202,22 +203,26 @@ class _Fused(torch.autograd.Function):
         own = kernel.target_grad == "own"
         gx = None
         if need_x or not own:
-            gx = _chunked_grad(kernel, ctx.params, xf, tf, g, ctx.total, gf, x.shape)
+            # the forward's C kernel, unless a per-element upstream gradient rules it out
+            native = ctx.native if gf is None else native_kernel(kernel, ctx.params, xf, tf, gf)
+            gx = _chunked_grad(kernel, ctx.params, xf, tf, g, ctx.total, gf, x.shape, native)
         if not need_t:
             gt = None
         elif own:
-            gt = _chunked_grad(kernel, ctx.params, xf, tf, g, ctx.total, gf, t.shape, of_target=True)
+            native = native_kernel(kernel, ctx.params, xf, tf, *(() if gf is None else (gf,)), of_target=True)
+            gt = _chunked_grad(kernel, ctx.params, xf, tf, g, ctx.total, gf, t.shape, native, of_target=True)
         else:
             gt = -gx  # type: ignore[operator]
         return (gx if need_x else None, None if gt is None else gt.view(t.shape), None, None, None)
 
 
 def _chunked_grad(kernel: ElementwiseKernel, params: tuple[float, ...], xf: Tensor, tf: Tensor, g: Tensor,
-                  total: float, gf: Tensor | None, shape: torch.Size, *, of_target: bool = False) -> Tensor:
+                  total: float, gf: Tensor | None, shape: torch.Size,
+                  native: Native | None, *, of_target: bool = False) -> Tensor:
     """``g·∂ℓ/∂x`` (``∂ℓ/∂t`` with ``of_target``) over flat contiguous inputs, in ``shape``: the
-    C kernel where it applies, else the PyTorch chunks. ``gf`` is ``g`` flattened, or ``None``
-    when ``g`` is the upstream gradient of the sum of the losses times ``total``."""
-    native = native_kernel(kernel, params, xf, tf, *(() if gf is None else (gf,)), of_target=of_target)
+    C kernel ``native`` (:func:`native_kernel`) where there is one, else the PyTorch chunks.
+    ``gf`` is ``g`` flattened, or ``None`` when ``g`` is the upstream gradient of the sum of the
+    losses times ``total``."""
     out = torch.empty(shape, dtype=xf.dtype, device=xf.device)
     if native is not None:
         fn, numbers = native
