@@ -116,6 +116,29 @@ def test_general_robust_fourth_roots_are_accurate_over_thirty_decades(alpha: flo
     torch.testing.assert_close(gx.double(), dwant, rtol=ulp, atol=tiny)
 
 
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_msle_is_accurate_from_equal_values_to_sixty_decades_apart(native: bool, dtype: torch.dtype) -> None:
+    # d = log1p(x) - log1p(t) over every pair of a grid from 1e-30 to 1e30 (and 0, subnormals,
+    # near-equal pairs): no cancellation at x ≈ t, and no log1p(-1) = -inf when t ≫ x, on the C
+    # kernel and on the PyTorch chunks
+    import losskit.functional as LF
+
+    grid = torch.cat([torch.logspace(-30, 30, 121, dtype=torch.float64),
+                      torch.tensor([0.0, 1e-40, 3.0, 3.0000002, 7e5, 7.0000001e5], dtype=torch.float64)])
+    xg, tg = (g.reshape(-1) for g in torch.meshgrid(grid, grid, indexing="ij"))
+    x = xg.to(dtype).requires_grad_()
+    with _native.enabled(native):
+        got = LF.msle_loss(x, tg.to(dtype), reduction="none")
+        (gx,) = torch.autograd.grad(got.sum(), x)
+    xd, td = x.detach().double(), tg.to(dtype).double()
+    near = (xd - td).abs() < 0.5 * (1 + td)
+    d = torch.where(near, torch.log1p((xd - td) / (1 + td)), torch.log1p(xd) - torch.log1p(td))
+    tol = 4e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got.double(), d * d, rtol=tol, atol=1e-30)
+    torch.testing.assert_close(gx.double(), 2 * d / (1 + xd), rtol=tol, atol=1e-30)
+
+
 @needs_native
 @pytest.mark.parametrize(("gamma_neg", "clip", "eps"),
                          [(4.0, 0.05, 1e-8), (1.0, 0.2, 0.0), (2.0, 1e-9, 1e-8)])

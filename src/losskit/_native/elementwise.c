@@ -126,6 +126,53 @@ LK_INLINE params params_of(const double *prm) {
     return P;
 }
 
+#ifdef LK_DOUBLE
+#define LOG_UNIT LOG
+#else
+/* float32 logs inline, where a loop spends much of its time in the vector library's log: unlike
+ * a call, they leave the loop its registers. log_unit_f(v) for a positive normal finite v:
+ * v = 2^k·w with w in [2/3, 4/3) and log1p(w - 1) as f - f²/2 + f³·Q(f), Q of degree 6 fitted to
+ * relative error (2.5 ulp at most on [-1/3, 1/3]). */
+LK_INLINE float log_unit_f(float v) {
+    int32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int32_t k = (bits - 0x3f2aaaab) >> 23;
+    int32_t wbits = bits - (int32_t)((uint32_t)k << 23);
+    float w;
+    memcpy(&w, &wbits, sizeof w);
+    float f = w - 1.0f, f2 = f * f;
+    float q = 0.13463622331619263f;
+    q = q * f - 0.15131452679634094f;
+    q = q * f + 0.14116643369197845f;
+    q = q * f - 0.16470645368099213f;
+    q = q * f + 0.2000330686569214f;
+    q = q * f - 0.250043123960495f;
+    q = q * f + 0.33333346247673035f;
+    float kf = (float)k;
+    return kf * 0.693145751953125f + (f - 0.5f * f2 + f2 * f * q + kf * 1.428606765330187e-06f);
+}
+#define LOG_UNIT log_unit_f
+
+/* log v for any v: subnormals scaled by 2^23 first; 0, inf, NaN and negatives as log gives them. */
+LK_INLINE float log_any_f(float v) {
+    int tiny = v < FLT_MIN;
+    float r = log_unit_f(tiny ? v * 8388608.0f : v) - (tiny ? 15.942385152878742f : 0.0f);
+    return v > 0 ? (v < INFINITY ? r : v) : (v == 0 ? -INFINITY : NAN);
+}
+#endif
+
+/* log1p(v) given u = 1 + v computed on its own as a quotient (relatively accurate where v is near
+ * -1, unlike v): log u, plus the rounding v - (u - 1) where u - 1 is exact (u in [1/2, 2]; the
+ * correction over u would differ from it by less than an ulp of the result). */
+#ifdef LK_DOUBLE
+#define LOG_ANY LOG
+#else
+#define LOG_ANY log_any_f
+#endif
+LK_INLINE real log1p_given(real u, real v) {
+    return LOG_ANY(u) + (u >= (real)0.5 && u <= 2 ? v - (u - 1) : (real)0);
+}
+
 #define CAT_(a, b, c, d) a##_##b##_##c##_##d
 #define CAT(a, b, c, d) CAT_(a, b, c, d)
 #define SYM(kind, name) CAT(lk, kind, LK_SFX, name)
@@ -348,23 +395,22 @@ LK_INLINE real smape_grad(real x, real t, const params *P) {
 }
 LK_DEFINE(smape, smape_loss, smape_grad)
 
-/* MSLE: d² with d = log1p(x⁺) - log1p(t⁺) = log1p((x⁺ - t⁺)/(1 + t⁺)) (one log1p, and no
- * cancellation when x ≈ t); derivative 2d/(1 + x⁺) where x ≥ 0. */
-LK_INLINE real msle_log_ratio(real x, real t) {
-    real xp = pos_part(x), tp = pos_part(t);
-    return LOG1P((xp - tp) / (1 + tp));
+/* MSLE: d² with d = log1p(x⁺) - log1p(t⁺) = log1p(v) for v = (x⁺ - t⁺)/(1 + t⁺) and
+ * 1 + v = (1 + x⁺)/(1 + t⁺): no cancellation when x ≈ t, none when t ≫ x; derivative
+ * 2d/(1 + x⁺) where x ≥ 0 (NaN stays NaN). */
+LK_INLINE real msle_log_ratio(real xp, real tp) {
+    real q = 1 / (1 + tp);
+    return log1p_given((1 + xp) * q, (xp - tp) * q);
 }
 LK_INLINE real msle_loss(real x, real t, const params *P) {
     (void)P;
-    real d = msle_log_ratio(x, t);
+    real d = msle_log_ratio(pos_part(x), pos_part(t));
     return d * d;
 }
 LK_INLINE real msle_grad(real x, real t, const params *P) {
     (void)P;
-    real xp = pos_part(x), tp = pos_part(t);
-    real inv = 1 / ((1 + tp) * (1 + xp));   /* one division for both quotients */
-    real d = LOG1P((xp - tp) * (1 + xp) * inv);
-    return x >= 0 ? 2 * d * (1 + tp) * inv : (real)0;
+    real xp = pos_part(x);
+    return x < 0 ? (real)0 : 2 * msle_log_ratio(xp, pos_part(t)) / (1 + xp);
 }
 LK_DEFINE(msle, msle_loss, msle_grad)
 
@@ -645,32 +691,6 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
  * and one log, where the general form takes two divisions and two series. With e = e^-|x|,
  * d = 1 + e and D = (σ(-x) + m)·d (e + m·d for x ≥ 0, 1 + m·d below), σ(±x) and 1/(σ(-x) + m)
  * are quotients by d·D. The log's argument is at least m, a normal number (asymmetric_binary_applies). */
-#ifdef LK_DOUBLE
-#define LOG_UNIT LOG
-#else
-/* log v for a normal v in (0, 1] (here ≥ m ≥ the smallest normal): v = 2^k·w with w in [2/3, 4/3)
- * and log1p(w - 1) as f - f²/2 + f³·Q(f), Q of degree 6 fitted to relative error (2.5 ulp at
- * most on [-1/3, 1/3]). Inline, unlike the vector library's log, so the loop keeps its registers. */
-LK_INLINE float log_unit_f(float v) {
-    int32_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    int32_t k = (bits - 0x3f2aaaab) >> 23;
-    int32_t wbits = bits - (int32_t)((uint32_t)k << 23);
-    float w;
-    memcpy(&w, &wbits, sizeof w);
-    float f = w - 1.0f, f2 = f * f;
-    float q = 0.13463622331619263f;
-    q = q * f - 0.15131452679634094f;
-    q = q * f + 0.14116643369197845f;
-    q = q * f - 0.16470645368099213f;
-    q = q * f + 0.2000330686569214f;
-    q = q * f - 0.250043123960495f;
-    q = q * f + 0.33333346247673035f;
-    float kf = (float)k;
-    return kf * 0.693145751953125f + (f - 0.5f * f2 + f2 * f * q + kf * 1.428606765330187e-06f);
-}
-#define LOG_UNIT log_unit_f
-#endif
 
 LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
     real e = EXP(-R(fabs)(x)), d = 1 + e;

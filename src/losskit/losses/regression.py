@@ -1235,11 +1235,18 @@ def _msle(x: Tensor, t: Tensor) -> Tensor:
 
 
 def _msle_log_ratio(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """``(log1p(x⁺) - log1p(t⁺), 1/(1 + x⁺))`` of a chunk, the first as
-    ``log1p((x⁺ - t⁺)/(1 + t⁺))``: one log1p, no cancellation when x ≈ t."""
+    """``(log1p(x⁺) - log1p(t⁺), 1/(1 + x⁺))`` of a chunk, the first as ``log u`` for the quotient
+    ``u = (1 + x⁺)/(1 + t⁺)`` plus, where ``u`` is in [1/2, 2], the rounding ``v - (u - 1)`` of
+    ``v = (x⁺ - t⁺)/(1 + t⁺)``: one log, no cancellation when x ≈ t (where ``log1p(v)`` alone would
+    do) nor when t ≫ x (where ``v`` rounds to -1 and ``log1p(v)`` to -inf)."""
     xp, tp = torch.clamp_min(x, 0.0), torch.clamp_min(t, 0.0)
-    d = torch.sub(xp, tp).div_(tp.add_(1.0)).log1p_()
-    return d, xp.add_(1.0).reciprocal_()
+    q = torch.add(tp, 1.0).reciprocal_()
+    v = tp.neg_().add_(xp).mul_(q)
+    one_plus_x = xp.add_(1.0)
+    u = torch.mul(one_plus_x, q)
+    exact = (u >= 0.5) & (u <= 2.0)
+    d = torch.where(exact, v.sub_(torch.sub(u, 1.0)), 0.0).add_(u.log_())
+    return d, one_plus_x.reciprocal_()
 
 
 def _msle_grad(x: Tensor, t: Tensor) -> Tensor:
