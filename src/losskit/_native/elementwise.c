@@ -397,7 +397,7 @@ LK_DEFINE(smape, smape_loss, smape_grad)
 
 /* MSLE: d² with d = log1p(x⁺) - log1p(t⁺) = log1p(v) for v = (x⁺ - t⁺)/(1 + t⁺) and
  * 1 + v = (1 + x⁺)/(1 + t⁺): no cancellation when x ≈ t, none when t ≫ x; derivative
- * 2d/(1 + x⁺) where x ≥ 0 (NaN stays NaN). */
+ * 2d/(1 + x⁺) where x ≥ 0 (0 elsewhere, a NaN input included, as through the clamp). */
 LK_INLINE real msle_log_ratio(real xp, real tp) {
     real q = 1 / (1 + tp);
     return log1p_given((1 + xp) * q, (xp - tp) * q);
@@ -410,7 +410,7 @@ LK_INLINE real msle_loss(real x, real t, const params *P) {
 LK_INLINE real msle_grad(real x, real t, const params *P) {
     (void)P;
     real xp = pos_part(x);
-    return x < 0 ? (real)0 : 2 * msle_log_ratio(xp, pos_part(t)) / (1 + xp);
+    return x >= 0 ? 2 * msle_log_ratio(xp, pos_part(t)) / (1 + xp) : (real)0;
 }
 LK_DEFINE(msle, msle_loss, msle_grad)
 
