@@ -291,14 +291,15 @@ def elementwise_loss(
     if not fusable(kernel, input, target, params):
         return reduce(kernel.reference(input, target, *params), reduction, sample_weight=sample_weight,
                       mask=mask, normalizer=normalizer, empty=empty, denominator=denominator)
-    plain = sample_weight is None and mask is None and normalizer is None
-    if plain and reduction == "mean" and denominator is not None and denominator.shape == input.shape:
-        # the sum straight from the kernel (no per-element tensor), over the denominator's total
-        count = denominator.to(input.dtype).sum()
-        return mean_over(_Fused.apply(input, target, kernel, tuple(params), 1.0), count, empty)
-    if plain and reduction in ("mean", "sum") and (denominator is None or reduction == "sum"):
-        return _Fused.apply(input, target, kernel, tuple(params),
-                            1.0 / input.numel() if reduction == "mean" else 1.0)
+    if sample_weight is None and mask is None and normalizer is None:
+        # the sum straight from the kernel: no per-element tensor
+        if reduction == "sum":
+            return _Fused.apply(input, target, kernel, tuple(params), 1.0)
+        if reduction == "mean" and denominator is None:
+            return _Fused.apply(input, target, kernel, tuple(params), 1.0 / input.numel())
+        if reduction == "mean" and denominator is not None and denominator.shape == input.shape:
+            count = denominator.to(input.dtype).sum()
+            return mean_over(_Fused.apply(input, target, kernel, tuple(params), 1.0), count, empty)
     loss = _Fused.apply(input, target, kernel, tuple(params), 0.0)
     return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
                   empty=empty, denominator=denominator)
