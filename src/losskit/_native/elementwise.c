@@ -690,8 +690,8 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
  * -p_m^(γ₋-1)·σσ'·(γ₋·log q - p_m/(σ(-x) + m)) with q = min(σ(-x) + m, 1): one exp, one division
  * and one log, where the general form takes two divisions and two series. With e = e^-|x|,
  * d = 1 + e and D = (σ(-x) + m)·d (e + m·d for x ≥ 0, 1 + m·d below), σ(±x) and 1/(σ(-x) + m)
- * are quotients by d·D. The log's argument is at least m, a normal number (asymmetric_binary_applies). */
-
+ * are quotients by d·D. The log's argument is at least m, a normal number (the condition of
+ * asymmetric_binary_applies). */
 LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
     real e = EXP(-R(fabs)(x)), d = 1 + e;
     real num = x >= 0 ? e : (real)1, num_s = x >= 0 ? (real)1 : e;
@@ -702,7 +702,8 @@ LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
     real log_q = LOG_UNIT(big * r < 1 ? big * r : (real)1);
     real live = log_q >= P->e ? (real)1 : (real)0;
     real p_m = pos_part(s - P->c);
-    real neg = pow_small(p_m, P->b - 1) * s * sn * (P->b * at_least(log_q, P->e) - p_m * d * d * inv * live);
+    real inv_u = d * d * inv;                   /* 1/(σ(-x) + m) */
+    real neg = pow_small(p_m, P->b - 1) * s * sn * (P->b * at_least(log_q, P->e) - p_m * inv_u * live);
     return t != 0 ? (s >= P->g ? -sn : (real)0) : -neg;
 }
 LK_INLINE int asymmetric_binary_applies(const params *P) {
