@@ -794,9 +794,11 @@ def binary_cross_entropy_with_logits(
     negatives_c / positives_c`` balances class c. A pos_weight whose length is not the number of
     classes raises instead of broadcasting against another dimension. ``weight`` is PyTorch's
     broadcast element weight (``"mean"`` still divides by the element count);
-    ``sample_weight`` gives the weighted mean Σ s·ℓ / Σ s. PyTorch's fused kernel computes it
-    (``(1-t)·x + (1 + (pw-1)·t)·log(1 + e^{-x})`` in its overflow-free form) on logits clamped to
-    ±sqrt(max float), so a −inf logit with target 0 costs 0 with a zero gradient (PyTorch: NaN).
+    ``sample_weight`` gives the weighted mean Σ s·ℓ / Σ s. It is computed on logits clamped to
+    ±sqrt(max float), so a −inf logit with target 0 costs 0 with a zero gradient (PyTorch: NaN):
+    without ``weight`` and ``pos_weight`` by the fused path of :func:`sigmoid_focal_loss` at
+    γ = 0 (a C kernel on CPU that saves only the inputs), else by PyTorch's kernel
+    (``(1-t)·x + (1 + (pw-1)·t)·log(1 + e^{-x})`` in its overflow-free form).
 
     Args:
         input: logits, any shape (multi-label: ``(N, C)`` or ``(N, C, *)`` with ``class_dim=1``).
@@ -829,6 +831,11 @@ def binary_cross_entropy_with_logits(
     target = target.to(input.dtype)
     weight = _element_weight(weight, input)
     pw = _pos_weight(pos_weight, input, class_dim)
+    if weight is None and pw is None:
+        # the sigmoid focal loss at γ = 0 without α is this loss, clamp included: its fused path
+        return elementwise_loss(_SIGMOID_FOCAL, input, target, (-1.0, 0.0, _within_bce_bound(input)),
+                                reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
+                                empty=empty)
     loss = _bce_logits(input, target, pw)
     if weight is not None:
         loss = loss * weight
@@ -1039,7 +1046,9 @@ _SIGMOID_FOCAL = ElementwiseKernel(
     value=_sigmoid_focal_value,
     grad=_sigmoid_focal_grad,
     total=_sigmoid_focal_total,
-    examples=((0.25, 2.0, 1.0), (-1.0, 0.5, 1.0), (0.7, 1.0, 0.0), (0.25, 0.0, 1.0), (0.4, 3.0, 0.0)),
+    # (-1, 0, ·): no α, γ = 0, binary_cross_entropy_with_logits
+    examples=((0.25, 2.0, 1.0), (-1.0, 0.5, 1.0), (0.7, 1.0, 0.0), (0.25, 0.0, 1.0), (0.4, 3.0, 0.0),
+              (-1.0, 0.0, 0.0)),
     target="unit",
     # the C kernel clamps every logit itself: the ``bounded`` hint is not needed there
     native=lambda alpha, gamma, bounded: (f"sigmoid_focal_{small_power(gamma)}", (alpha, gamma)),
