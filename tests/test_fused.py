@@ -176,6 +176,8 @@ def _target(kind: str, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
         return torch.where(u < 0.2, 0.0, 5.0 * u).double()
     if kind == "positive":
         return 0.05 + 5.0 * u
+    if kind == "log_probability":   # ≤ 0, with exact zeros and some whose exp underflows to 0
+        return torch.where(u < 0.1, 0.0, torch.where(u > 0.95, -800.0, -8.0 * u)).double()
     return torch.randn(shape, generator=gen, dtype=torch.float64) * 2
 
 

@@ -71,7 +71,8 @@ class ElementwiseKernel:
     grad_target: Fn | None = None
     # For the parity test every kernel gets (tests/test_fused.py): option sets to try, the domain
     # of the target ("real", "unit" for [0, 1], "binary" for {0, 1}, "sign" for ±1,
-    # "nonnegative" with exact zeros) and that of the input ("real" or "positive").
+    # "nonnegative" with exact zeros, "log_probability" for ≤ 0) and that of the input ("real"
+    # or "positive").
     examples: tuple[tuple[float, ...], ...] = ((),)
     target: str = "real"
     input: str = "real"

@@ -466,6 +466,44 @@ LK_TWEEDIE(tweedie_p2_log, 1, TWEEDIE_P2, TWEEDIE_P2_GRAD)
 LK_TWEEDIE(tweedie_p15_log, 1, TWEEDIE_P15, TWEEDIE_P15_GRAD)
 LK_TWEEDIE(tweedie_any_log, 1, TWEEDIE_ANY, TWEEDIE_ANY_GRAD)
 
+/* ------------------------------------------------------------------------ Kullback–Leibler */
+
+/* KL terms of log-probabilities x against probabilities y: y(log y - x) for y > 0 and 0
+ * elsewhere (0·log 0 = 0 in the value and both gradients, whatever x is there); ∂/∂x = -y,
+ * ∂/∂y = log y - x + 1. The log-target twin takes y = e^t: e^t(t - x), -e^t and e^t(t - x + 1). */
+LK_INLINE real kl_div_loss(real x, real y, const params *P) {
+    (void)P;
+    return y > 0 ? y * (LOG(y) - x) : (real)0;
+}
+LK_INLINE real kl_div_grad(real x, real y, const params *P) {
+    (void)x, (void)P;
+    return y > 0 ? -y : (real)0;
+}
+LK_INLINE real kl_div_target_grad(real x, real y, const params *P) {
+    (void)P;
+    return y > 0 ? LOG(y) - x + 1 : (real)0;
+}
+LK_DEFINE(kl_div, kl_div_loss, kl_div_grad)
+LK_DEFINE(kl_div_target, kl_div_loss, kl_div_target_grad)
+
+LK_INLINE real kl_div_log_loss(real x, real t, const params *P) {
+    (void)P;
+    real p = EXP(t);
+    return p > 0 ? p * (t - x) : (real)0;
+}
+LK_INLINE real kl_div_log_grad(real x, real t, const params *P) {
+    (void)x, (void)P;
+    real p = EXP(t);
+    return p > 0 ? -p : (real)0;
+}
+LK_INLINE real kl_div_log_target_grad(real x, real t, const params *P) {
+    (void)P;
+    real p = EXP(t);
+    return p > 0 ? p * (t - x + 1) : (real)0;
+}
+LK_DEFINE(kl_div_log, kl_div_log_loss, kl_div_log_grad)
+LK_DEFINE(kl_div_log_target, kl_div_log_loss, kl_div_log_target_grad)
+
 /* ------------------------------------------------------------------------ margins (y = ±1) */
 
 /* max(0, 1 - yx); derivative -y where the margin is positive (0 at the kink, as relu). */

@@ -30,6 +30,7 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
+from losskit._core.fused import ElementwiseKernel, elementwise_loss
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -226,15 +227,61 @@ def kl_div(
             "(e.g. logits.log_softmax(-1)); the arguments are (input log-probs, target probs).",
             stacklevel=2,
         )
-    if log_target:
-        per = _kl_terms(target, input)
-    else:
+    if not log_target:
         check_probabilities(target, "target")
-        keep = target > 0
-        t = torch.where(keep, target, 1.0)
-        x = torch.where(keep, input, 0.0)
-        per = torch.where(keep, target * (t.log() - x), 0.0)
-    return _row_reduce(per, reduction, sample_weight, mask, normalizer, empty)
+    kernel = _KL_LOG_TARGET if log_target else _KL
+    if sample_weight is None and mask is None and normalizer is None:
+        if reduction != "batchmean":
+            return elementwise_loss(kernel, input, target, (), reduction, empty=empty)
+        total = elementwise_loss(kernel, input, target, (), "sum")
+        return total / max(input.shape[0], 1) if input.ndim else total
+    return _row_reduce(kernel.reference(input, target), reduction, sample_weight, mask, normalizer, empty)
+
+
+def _kl_probability_terms(x: Tensor, y: Tensor) -> Tensor:
+    """y·(log y − x), and 0 wherever y ≤ 0 — in the value and both gradients (double where)."""
+    keep = y > 0
+    return torch.where(keep, y * (torch.where(keep, y, 1.0).log() - torch.where(keep, x, 0.0)), 0.0)
+
+
+def _kl_probability_grad_target(x: Tensor, y: Tensor) -> Tensor:
+    keep = y > 0
+    return torch.where(keep, torch.where(keep, y, 1.0).log().sub_(x).add_(1.0), 0.0)
+
+
+def _kl_log_target_grad(x: Tensor, t: Tensor) -> Tensor:
+    p = torch.exp(t)
+    return torch.where(p > 0, p.neg(), 0.0)
+
+
+def _kl_log_target_grad_target(x: Tensor, t: Tensor) -> Tensor:
+    p = torch.exp(t)
+    return torch.where(p > 0, (t - x).add_(1.0).mul_(p), 0.0)
+
+
+# Fused forms (losskit._core.fused): the terms, -y for the input's gradient and log y - x + 1 for
+# the target's, each 0 where y ≤ 0 (a NaN target included, as through the reference's where);
+# with log_target the same of y = e^t.
+_KL = ElementwiseKernel(
+    "kl_div",
+    reference=_kl_probability_terms,
+    value=_kl_probability_terms,
+    grad=lambda x, y: torch.where(y > 0, y.neg(), 0.0),
+    grad_target=_kl_probability_grad_target,
+    target_grad="own",
+    target="unit",
+    native=True,
+)
+_KL_LOG_TARGET = ElementwiseKernel(
+    "kl_div_log",
+    reference=lambda x, t: _kl_terms(t, x),
+    value=lambda x, t: _kl_terms(t, x),
+    grad=_kl_log_target_grad,
+    grad_target=_kl_log_target_grad_target,
+    target_grad="own",
+    target="log_probability",
+    native=True,
+)
 
 
 class KLDivLoss(LossModule):
