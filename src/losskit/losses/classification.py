@@ -796,8 +796,8 @@ def binary_cross_entropy_with_logits(
     broadcast element weight (``"mean"`` still divides by the element count);
     ``sample_weight`` gives the weighted mean Σ s·ℓ / Σ s. It is computed on logits clamped to
     ±sqrt(max float), so a −inf logit with target 0 costs 0 with a zero gradient (PyTorch: NaN):
-    without ``weight`` and ``pos_weight`` by the fused path of :func:`sigmoid_focal_loss` at
-    γ = 0 (a C kernel on CPU that saves only the inputs), else by PyTorch's kernel
+    on CPU without ``weight`` and ``pos_weight`` by the C kernel of :func:`sigmoid_focal_loss`
+    at γ = 0 (which saves only the inputs), else by PyTorch's kernel
     (``(1-t)·x + (1 + (pw-1)·t)·log(1 + e^{-x})`` in its overflow-free form).
 
     Args:
@@ -831,11 +831,12 @@ def binary_cross_entropy_with_logits(
     target = target.to(input.dtype)
     weight = _element_weight(weight, input)
     pw = _pos_weight(pos_weight, input, class_dim)
-    if weight is None and pw is None:
-        # the sigmoid focal loss at γ = 0 without α is this loss, clamp included: its fused path
-        return elementwise_loss(_SIGMOID_FOCAL, input, target, (-1.0, 0.0, _within_bce_bound(input)),
-                                reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                                empty=empty)
+    native = use_fast_path() and _native.kernel("sigmoid_focal_int", input, target) is not None
+    if weight is None and pw is None and native:
+        # the sigmoid focal loss at γ = 0 without α is this loss, clamp included: its C kernel
+        # (elsewhere PyTorch's one kernel beats the focal loss's PyTorch chunks)
+        return elementwise_loss(_SIGMOID_FOCAL, input, target, (-1.0, 0.0, 0.0), reduction,
+                                sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
     loss = _bce_logits(input, target, pw)
     if weight is not None:
         loss = loss * weight
