@@ -106,8 +106,8 @@ LK_INLINE logistic logistic_of(real x) {
     return L;
 }
 
-/* q^k for q ≥ 0 and k in {0, 1, 2, 3, 4}: q, q² and q⁴ picked by the bits of k and multiplied,
- * no transcendental and no division (other k give junk: callers select such lanes away). */
+/* q^k for q ≥ 0 and k in 0…7: q, q² and q⁴ picked by the bits of k and multiplied, no
+ * transcendental and no division (other k give junk: callers select such lanes away). */
 LK_INLINE real pow_small(real q, real k) {
     int bits = (int)k;
     real q2 = q * q;
@@ -332,9 +332,8 @@ LK_DEFINE(general_robust_any, robust_any_loss, robust_any_grad)
  * quotient of infinities would be NaN). Derivative a·r·s^(K-4), as r/s² (of the order of c)
  * times powers of 1/s, so that no power overflows where the derivative does not underflow. */
 LK_INLINE real pow_upto8(real q, int k) {
-    real q2 = q * q, q4 = q2 * q2;
-    return ((k & 1) ? q : (real)1) * ((k & 2) ? q2 : (real)1) * ((k & 4) ? q4 : (real)1) *
-           ((k & 8) ? q4 * q4 : (real)1);
+    real q4 = (q * q) * (q * q);
+    return pow_small(q, (real)(k & 7)) * ((k & 8) ? q4 * q4 : (real)1);
 }
 #define LK_ROBUST_HALF(name, K)                                                                  \
     LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
