@@ -1251,7 +1251,7 @@ def _msle_log_ratio(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 
 def _msle_grad(x: Tensor, t: Tensor) -> Tensor:
     d, inv = _msle_log_ratio(x, t)
-    return d.mul_(inv).mul_(torch.ge(x, 0.0).to(x.dtype)).mul_(2.0)   # clamp_min(0) passes at x ≥ 0
+    return torch.where(x >= 0, d.mul_(inv).mul_(2.0), 0.0)   # clamp_min(0) passes at x ≥ 0 only
 
 
 _MSLE = ElementwiseKernel(
