@@ -363,7 +363,15 @@ def kl_divergence_with_logits(
     check_logits_not_probabilities(x, "input_logits")
     log_p = torch.log_softmax(x / temperature, dim)
     log_q = torch.log_softmax(y / temperature, dim)
-    per = _kl_terms(log_q, log_p).sum(dim)
+    per_shape = x.shape[:dim % x.ndim] + x.shape[dim % x.ndim + 1:]   # one KL per distribution
+    if sample_weight is None and mask is None and normalizer is None and reduction != "none" \
+            and x.numel():
+        # the terms' sum straight from kl_div's fused kernel: no per-element tensor
+        total = elementwise_loss(_KL_LOG_TARGET, log_p, log_q, (), "sum")
+        if reduction == "mean":
+            return total / math.prod(per_shape)
+        return total / max(per_shape[0], 1) if reduction == "batchmean" and per_shape else total
+    per = elementwise_loss(_KL_LOG_TARGET, log_p, log_q, (), "none").sum(dim)
     return _row_reduce(per, reduction, sample_weight, mask, normalizer, empty)
 
 
