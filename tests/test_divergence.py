@@ -159,6 +159,14 @@ def test_kl_with_logits_direction_dim_and_peers() -> None:
                                                          reduction="none"))
     torch.testing.assert_close(kl_divergence_with_logits(x, y, reduction="batchmean"),
                                kl_divergence_with_logits(x, y, reduction="sum") / 3)
+    # the reduced forms sum the terms at once: each must still reduce one KL per distribution,
+    # whichever dimension holds the classes
+    for d in (0, 1, -1):
+        none = kl_divergence_with_logits(x, y, dim=d, reduction="none")
+        torch.testing.assert_close(kl_divergence_with_logits(x, y, dim=d, reduction="batchmean"),
+                                   none.sum() / none.shape[0])
+        torch.testing.assert_close(kl_divergence_with_logits(x, y, dim=d, reduction="mean"), none.mean())
+        torch.testing.assert_close(kl_divergence_with_logits(x, y, dim=d, reduction="sum"), none.sum())
     optax = pytest.importorskip("optax")
     theirs = optax.losses.kl_divergence_with_log_targets(x2.log_softmax(-1).numpy(),
                                                          y2.log_softmax(-1).numpy())
