@@ -302,10 +302,11 @@ def rmse_loss(
     """
     input, target = _pair(input, target, broadcast)
     check_option("reduction", reduction, ("none", "mean", "sum"))
-    sq = (input - target).square()
     if reduction == "mean":
-        mean_square = reduce(sq, "mean", sample_weight=sample_weight, mask=mask, empty=empty)
+        # through mse_loss: PyTorch's one kernel for the plain mean, no squared errors kept
+        mean_square = mse_loss(input, target, sample_weight=sample_weight, mask=mask, empty=empty)
         return torch.where(mean_square.isnan(), mean_square, _safe_sqrt(mean_square))
+    sq = (input - target).square()
     per_sample = sq.reshape(sq.shape[0], -1) if sq.ndim else sq.reshape(1, 1)
     w = None if sample_weight is None else _as_per_sample(sample_weight, sq, per_sample, "sample_weight")
     m = None if mask is None else _as_per_sample(mask, sq, per_sample, "mask")
