@@ -485,6 +485,29 @@ def test_margin_losses_equal_torch(reduction):
                  lambda z: ref.multilabel_margin(z, lists, reduction), x, reduction)
 
 
+def test_multilabel_margin_keeps_no_pairs_and_differentiates_twice() -> None:
+    # the eager path runs PyTorch's kernels (label lists, not (N, C, C) pairs): it saves the scores,
+    # the lists and a label mask, and its gradient with create_graph comes from the composed form
+    from losskit.bench.harness import saved_bytes
+
+    gen = _gen(49)
+    x = torch.randn(16, 300, generator=gen, dtype=D)
+    x[0, 5] = -float("inf")                         # a non-label scored -inf: no margin term
+    lists = torch.full((16, 300), -1)
+    lists[:, :3] = torch.randint(0, 300, (16, 3), generator=gen)
+    lists[0, :3] = torch.tensor([7, 7, 9])          # a label listed twice counts twice
+    assert saved_bytes(lambda z: LF.multilabel_margin_loss(z, lists), [x.requires_grad_()]) \
+        <= 3 * x.numel() * 8
+    xg = x.detach().requires_grad_()
+    (g1,) = torch.autograd.grad(LF.multilabel_margin_loss(xg, lists), xg)
+    (g2,) = torch.autograd.grad(LF.multilabel_margin_loss(xg, lists), xg, create_graph=True)
+    torch.testing.assert_close(g2.detach(), g1)
+    (gg,) = torch.autograd.grad(g2.square().sum(), xg)   # piecewise linear: no curvature
+    assert torch.equal(gg, torch.zeros_like(gg))
+    want = ref.multilabel_margin(x.detach(), lists, "mean")
+    torch.testing.assert_close(LF.multilabel_margin_loss(x.detach(), lists), torch.as_tensor(want, dtype=D))
+
+
 def test_gradcheck_with_options():
     x = _logits(2, 4, 2, seed=47).requires_grad_(True)
     y = _labels(2, 2, classes=4, seed=48)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,14 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
-from losskit._core.fused import ElementwiseKernel, elementwise_loss, power_, small_power, use_fast_path
+from losskit._core.fused import (
+    ElementwiseKernel,
+    elementwise_loss,
+    power_,
+    reference_grads,
+    small_power,
+    use_fast_path,
+)
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
@@ -1863,8 +1871,19 @@ def multilabel_margin_loss(
             f"target must hold integer label indices padded with -1, got dtype {target.dtype}. "
             "Fix: pass the label lists as torch.long."
         )
+    check_class_index(t, x.shape[1], ignore_index=-1)
+    t = t.to(torch.int64)
+    fast = (use_fast_path() and x.device.type in ("cpu", "cuda") and x.numel() > 0
+            and x.dtype in (torch.float32, torch.float64))
+    loss = _MultilabelMargin.apply(x, t) if fast else _multilabel_margin(x, t)
+    return reduce(_restore(loss, unbatched), reduction, sample_weight=sample_weight, mask=mask,
+                  normalizer=normalizer, empty=empty)
+
+
+def _multilabel_margin(x: Tensor, t: Tensor) -> Tensor:
+    """Per-sample multi-label margin loss composed over all (label, non-label) pairs: O(N·C²)
+    memory, the reference (and the form under ``torch.compile`` and in double backward)."""
     num_classes = x.shape[1]
-    check_class_index(t, num_classes, ignore_index=-1)
     listed = torch.cumprod((t >= 0).to(torch.int64), 1).bool()  # entries before the first -1
     classes = torch.arange(num_classes, device=x.device)
     hits = ((t.unsqueeze(-1) == classes) & listed.unsqueeze(-1)).sum(1)  # (N, C) label counts
@@ -1872,9 +1891,27 @@ def multilabel_margin_loss(
     counted = (hits > 0).unsqueeze(2) & (hits == 0).unsqueeze(1)  # j a label, k not
     # where, not a product: a pair built from a -inf score is inf and must not give 0·inf
     pair = torch.where(counted, hits.to(x.dtype).unsqueeze(2) * pair, x.new_zeros(()))
-    loss = pair.sum((1, 2)) / num_classes
-    return reduce(_restore(loss, unbatched), reduction, sample_weight=sample_weight, mask=mask,
-                  normalizer=normalizer, empty=empty)
+    return pair.sum((1, 2)) / num_classes
+
+
+class _MultilabelMargin(torch.autograd.Function):
+    """The same per-sample loss through PyTorch's kernels, O(N·L·C) for L listed labels instead
+    of the composed form's (N, C, C) pairs (gigabytes at C = 1000), saving what PyTorch's own
+    autograd saves (the scores and the label mask); a second derivative differentiates the
+    composed form."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, t: Tensor) -> Tensor:
+        loss, is_target = torch.ops.aten.multilabel_margin_loss_forward(x, t, 0)   # 0: per sample
+        ctx.save_for_backward(x, t, is_target)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None]:
+        x, t, is_target = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return reference_grads(lambda v: _multilabel_margin(v, t), g, (x,))[0], None
+        return torch.ops.aten.multilabel_margin_loss_backward(g.contiguous(), x, t, 0, is_target), None
 
 
 class MultiLabelMarginLoss(LossModule):
