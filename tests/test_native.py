@@ -314,6 +314,54 @@ def test_row_kernels_with_label_smoothing_match_pytorch(dtype: torch.dtype) -> N
 
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_probability_target_row_kernels_match_the_formula_and_pytorch(dtype: torch.dtype) -> None:
+    # cross_entropy against probabilities on the row kernels, two threads over 2003 × 41 rows:
+    # the formula -Σ_c w_c t'_c log p_c (t' smoothed, terms of -inf classes dropped) in float64,
+    # and F.cross_entropy where the logits are finite
+    import losskit.functional as LF
+
+    gen = torch.Generator().manual_seed(15)
+    x64 = torch.randn(2003, 41, generator=gen, dtype=torch.float64) * 4
+    t64 = torch.rand(2003, 41, generator=gen, dtype=torch.float64)
+    t64 = t64 / t64.sum(1, keepdim=True)
+    t64[7] = 0.0                                    # a row without mass
+    xm = x64.clone()
+    xm[3, 5] = -float("inf")                        # a masked class with no target mass
+    t64[3, 5] = 0.0
+    xm[4, 6] = -float("inf")                        # ... and one with mass: its term is dropped
+    w64 = torch.rand(41, generator=gen, dtype=torch.float64) + 0.5
+    g64 = torch.rand(2003, generator=gen, dtype=torch.float64) + 0.5
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for weight in (None, w64):
+            wd = None if weight is None else weight.to(dtype)
+            for eps in (0.0, 0.3):
+                ts = (1 - eps) * t64 + eps / 41
+                for logits, finite in ((x64, True), (xm, False)):
+                    a = logits.to(dtype).requires_grad_()
+                    got = LF.cross_entropy(a, t64.to(dtype), weight=wd, label_smoothing=eps, reduction="none")
+                    (ga,) = torch.autograd.grad(got, a, g64.to(dtype))
+                    b = logits.clone().requires_grad_()
+                    logp = torch.log_softmax(b, 1)
+                    keep = logp > -float("inf")
+                    terms = torch.where(keep, ts * torch.where(keep, logp, 0.0), 0.0)
+                    want = -(terms * (1.0 if weight is None else weight)).sum(1)
+                    (gb,) = torch.autograd.grad(want, b, g64)
+                    torch.testing.assert_close(got.double(), want.detach(), **tol)
+                    torch.testing.assert_close(ga.double(), gb, **tol)
+                    if finite:
+                        c = logits.to(dtype).requires_grad_()
+                        ref = torch.nn.functional.cross_entropy(c, t64.to(dtype), weight=wd,
+                                                                label_smoothing=eps, reduction="none")
+                        torch.testing.assert_close(got, ref, **tol)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_plane_kernels_match_pytorch_on_channels_first_logits(dtype: torch.dtype, smoothing: float) -> None:
     # (N, C, H, W) segmentation logits: the class dimension strided by H·W, positions in chunks

@@ -1,4 +1,5 @@
-r"""Low-memory softmax cross-entropy with class-index targets.
+r"""Low-memory softmax cross-entropy with class-index targets (and, on the C kernels, with
+probability targets).
 
 ``F.cross_entropy`` keeps the full ``log_softmax`` output (one logits-sized tensor) for backward
 and its backward builds a second logits-sized tensor for the one-hot gradient of ``nll_loss``.
@@ -24,6 +25,11 @@ do both directions instead (one ``exp`` per logit each way, the smoothing sums i
 sweep); they keep each position's log-sum-exp, one float per position (and with label smoothing
 Σ_c w_c over the finite classes), for backward.
 
+Against probability targets, contiguous ``(B, C)`` CPU logits take the C row kernels too
+(:func:`probability_cross_entropy`): per row ``lse·W − Σ_c w_c t_c x_c`` with
+``W = Σ_c w_c t_c`` over the finite classes, and the gradient ``W·softmax − w·t``, recomputed
+in backward from the logits, the targets and two floats per row.
+
 The logits come as ``(B, C)`` or ``(B, C, S)`` with the class dimension at 1, which covers
 ``(N, C)``, channels-first ``(N, C, d1, ...)`` and channels-last ``(..., C)`` layouts without a
 copy (the caller passes ``(B, C)`` when ``S`` is 1, the fastest layout for the row kernels).
@@ -44,9 +50,9 @@ from torch import Tensor
 
 from losskit import _native
 from losskit._core.checks import LossInputError
-from losskit._core.fused import reference_grads
+from losskit._core.fused import reference_grads, use_fast_path
 
-__all__ = ["CHUNK", "index_cross_entropy"]
+__all__ = ["CHUNK", "index_cross_entropy", "probability_cross_entropy"]
 
 # Elements per block of rows on CPU (32 MiB of float32); see the module docstring.
 CHUNK = 2**23
@@ -237,3 +243,45 @@ def index_cross_entropy(
                                        reference, kernel)
     return _IndexCrossEntropy.apply(x, target, weight, ignore_index, float(label_smoothing), inplace,
                                     reference)
+
+
+class _RowsSoftCrossEntropy(torch.autograd.Function):
+    """Cross-entropy of contiguous ``(B, C)`` CPU logits against probabilities, through the C row
+    kernels: per row ``lse·W − Σ_c w_c t_c x_c`` over the finite classes, W = Σ_c w_c t_c there;
+    saves the logits, the targets and two floats per row; the gradient of the logits only (a
+    target that requires grad takes the composed form)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, target: Tensor, weight: Tensor | None, smoothing: float,
+                reference: Reference, kernel: _native.SoftmaxRows) -> Tensor:
+        w = None if weight is None else weight.to(x.dtype).contiguous()
+        loss, lse, mass = kernel.soft_forward(x, target, w, smoothing)
+        ctx.save_for_backward(x, target, weight, w, lse, mass)
+        ctx.smoothing, ctx.reference, ctx.kernel, ctx.inplace = smoothing, reference, kernel, False
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, target, weight, w, lse, mass = ctx.saved_tensors
+        none = (None,) * 5
+        if torch.is_grad_enabled():
+            return (_differentiable_grad(ctx, g, x, target, weight),) + none
+        out = torch.empty_like(x)
+        ctx.kernel.soft_backward(x, target, w, ctx.smoothing, lse, mass, g.to(x.dtype).contiguous(), out)
+        return (out,) + none
+
+
+def probability_cross_entropy(x: Tensor, target: Tensor, weight: Tensor | None, label_smoothing: float,
+                              reference: Reference) -> Tensor | None:
+    """Per-row cross-entropy of ``(B, C)`` logits against probabilities ``target`` on the C
+    kernels, or ``None`` where they do not apply (then the caller composes it): not a
+    contiguous CPU float32/float64 pair, a target or weight that requires grad, or under
+    ``torch.compile``/``torch.func``. ``reference(x, target, weight)`` is the composed form."""
+    if x.ndim != 2 or target.requires_grad or (weight is not None and weight.requires_grad):
+        return None
+    if not use_fast_path() or target.dtype != x.dtype or not target.is_contiguous():
+        return None
+    kernel = _native.softmax_rows(x)
+    if kernel is None:
+        return None
+    return _RowsSoftCrossEntropy.apply(x, target, weight, float(label_smoothing), reference, kernel)

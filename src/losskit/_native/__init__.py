@@ -257,6 +257,10 @@ class SoftmaxRows:
         self._backward = {
             2: entry(f"ce_backward_{suffix}_rows", None, p, i64, i64, p, i64, p, p, p, p, p, p),
             3: entry(f"ce_backward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p, p, p, p, p, p)}
+        self._soft_forward = entry(f"soft_ce_forward_{suffix}_rows", None, p, i64, i64, p, p,
+                                   ctypes.c_double, p, p, p)
+        self._soft_backward = entry(f"soft_ce_backward_{suffix}_rows", None, p, i64, i64, p, p,
+                                    ctypes.c_double, p, p, p, p)
         self._region_forward = entry(f"region_forward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p)
         self._region_backward = entry(f"region_backward_{suffix}_planes", None, p, i64, i64, i64, p, i64,
                                       p, p, p)
@@ -284,6 +288,24 @@ class SoftmaxRows:
         self._backward[x.ndim](x.data_ptr(), *x.shape, target.data_ptr(), ignore_index, _ptr(weight),
                                lse.data_ptr(), on_p.data_ptr(), _ptr(uniform), at_target.data_ptr(),
                                out.data_ptr(), torch.get_num_threads())
+        return out
+
+    def soft_forward(self, x: Tensor, target: Tensor, weight: Tensor | None,
+                     smoothing: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Cross-entropy of ``(rows, classes)`` logits against probabilities ``target`` (same
+        shape and dtype, contiguous), smoothed and weighted per class: per row ``(loss, lse,
+        mass)``, ``mass`` being Σ_c w_c·t_c over the classes with a finite logit."""
+        loss, lse, mass = (x.new_empty(x.shape[:1]) for _ in range(3))
+        self._soft_forward(x.data_ptr(), *x.shape, target.data_ptr(), _ptr(weight), smoothing,
+                           loss.data_ptr(), lse.data_ptr(), mass.data_ptr(), torch.get_num_threads())
+        return loss, lse, mass
+
+    def soft_backward(self, x: Tensor, target: Tensor, weight: Tensor | None, smoothing: float,
+                      lse: Tensor, mass: Tensor, g: Tensor, out: Tensor) -> Tensor:
+        """``out = g·(mass·softmax(x) − w·t)`` per row (0 at a −inf logit); ``g`` per row."""
+        self._soft_backward(x.data_ptr(), *x.shape, target.data_ptr(), _ptr(weight), smoothing,
+                            lse.data_ptr(), mass.data_ptr(), g.data_ptr(), out.data_ptr(),
+                            torch.get_num_threads())
         return out
 
     def region_forward(self, x: Tensor, columns: Tensor, ignored: int) -> tuple[Tensor, Tensor, Tensor]:

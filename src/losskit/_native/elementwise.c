@@ -888,6 +888,78 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
     }
 }
 
+/* Rows against probability targets t (the logits' shape), smoothed to (1 - ε)·t + ε/C when eps is
+ * not 0 and weighted by w (NULL: ones): with W = Σ_c w_c·t_c and T = Σ_c w_c·t_c·x_c over the
+ * classes with a finite logit (a -inf class is outside the support: its term is dropped), the
+ * forward writes lse, W and the loss lse·W - T; the backward g·(W·e^(x - lse) - w·t) at the finite
+ * classes and 0 at the others, so ``out`` may be ``x``. */
+LK_INLINE real smoothed(real t, real keep, real uniform) { return t * keep + uniform; }   /* exact at ε = 0 */
+
+void SYM(soft_ce_forward, rows)(const real *restrict x, int64_t rows, int64_t classes,
+                                const real *restrict t, const real *restrict w, double eps,
+                                real *restrict loss, real *restrict lse, real *restrict mass,
+                                int threads) {
+    const real e = (real)(1 - eps), uniform = (real)(eps / (double)classes);
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : rows * classes >= LK_PARALLEL_MIN))
+    for (int64_t i = 0; i < rows; i++) {
+        const real *row = x + i * classes, *ti = t + i * classes;
+        const real m = row_max(row, classes);
+        real s = 0, wt = 0, wtx = 0;
+        if (w == NULL) {
+            LK_OMP(simd reduction(+ : s, wt, wtx))
+            for (int64_t j = 0; j < classes; j++) {
+                /* loads outside the conditions: a load under one keeps the loop scalar */
+                real tj = smoothed(ti[j], e, uniform), xj = row[j];
+                int finite = xj > -INFINITY;
+                s += EXP(xj - m);
+                wt += finite ? tj : (real)0;
+                wtx += finite ? tj * xj : (real)0;
+            }
+        } else {
+            LK_OMP(simd reduction(+ : s, wt, wtx))
+            for (int64_t j = 0; j < classes; j++) {
+                real tj = w[j] * smoothed(ti[j], e, uniform), xj = row[j];
+                int finite = xj > -INFINITY;
+                s += EXP(xj - m);
+                wt += finite ? tj : (real)0;
+                wtx += finite ? tj * xj : (real)0;
+            }
+        }
+        const real l = m + LOG(s);
+        lse[i] = l;
+        mass[i] = wt;
+        loss[i] = l * wt - wtx;
+    }
+}
+
+void SYM(soft_ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
+                                 const real *restrict t, const real *restrict w, double eps,
+                                 const real *restrict lse, const real *restrict mass,
+                                 const real *restrict g, real *out, int threads) {
+    const real e = (real)(1 - eps), uniform = (real)(eps / (double)classes);
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : rows * classes >= LK_PARALLEL_MIN))
+    for (int64_t i = 0; i < rows; i++) {
+        const real *row = x + i * classes, *ti = t + i * classes;
+        real *grad = out + i * classes;
+        const real gi = g[i], a = g[i] * mass[i], l = lse[i];
+        if (w == NULL) {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++) {
+                real xj = row[j], v = a * EXP(xj - l) - gi * smoothed(ti[j], e, uniform);
+                grad[j] = xj > -INFINITY ? v : (real)0;
+            }
+        } else {
+            LK_OMP(simd)
+            for (int64_t j = 0; j < classes; j++) {
+                real xj = row[j], v = a * EXP(xj - l) - gi * w[j] * smoothed(ti[j], e, uniform);
+                grad[j] = xj > -INFINITY ? v : (real)0;
+            }
+        }
+    }
+}
+
 /* The same over a (batch × classes × positions) block, the class dimension strided by ``positions``
  * (channels-first segmentation logits): each thread takes chunks of LK_CS_CHUNK positions of one
  * batch entry and sweeps the classes over them, vectorised along the positions. ``smooth`` and

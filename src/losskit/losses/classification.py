@@ -51,7 +51,7 @@ from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import draw
-from losskit._fused.cross_entropy import index_cross_entropy
+from losskit._fused.cross_entropy import index_cross_entropy, probability_cross_entropy
 
 __all__ = [
     "BCELoss",
@@ -407,7 +407,9 @@ def cross_entropy(
             )
         t = _prob_target(input, target)
         t = _to_channels_first(t, dim)
-        loss = _restore(_soft_ce(x, t, weight, label_smoothing), unbatched)
+        rows = probability_cross_entropy(x, t, weight, label_smoothing,
+                                         lambda a, b, w: _soft_ce(a, b, w, label_smoothing))
+        loss = _restore(_soft_ce(x, t, weight, label_smoothing) if rows is None else rows, unbatched)
         return reduce(loss, reduction, sample_weight=sample_weight, mask=mask,
                       normalizer=normalizer, empty=empty)
     t = _index_target(input, target, dim, ignore_index)
