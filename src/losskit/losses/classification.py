@@ -1842,8 +1842,10 @@ def multilabel_margin_loss(
     .. math:: \ell_i = \frac1C \sum_{j \in Y_i} \sum_{k \notin Y_i} \max(0, 1 - (x_{ij} - x_{ik}))
 
     ``target`` holds the label indices of each sample, padded after the last one with -1 (only
-    the entries before the first -1 count; a repeated index counts again, as in PyTorch). Built
-    from an ``(N, C, C)`` pair matrix: fine for the label counts multi-label tasks have.
+    the entries before the first -1 count; a repeated index counts again, as in PyTorch). Eager
+    calls run PyTorch's kernels (label by label, O(N·L·C) for L labels, saving the scores and a
+    label mask); under ``torch.compile`` and for a second derivative it is composed from the
+    ``(N, C, C)`` pair matrix, which needs C² floats per sample.
 
     Args:
         input: scores ``(N, C)`` or ``(C,)``.
