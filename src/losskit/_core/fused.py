@@ -284,23 +284,27 @@ def elementwise_loss(
     normalizer: float | Tensor | None = None,
     empty: str = "zero",
     denominator: Tensor | None = None,
+    allowed: tuple[str, ...] = REDUCTIONS,
 ) -> Tensor:
     """``reduce(kernel.reference(input, target, *params), reduction, ...)``, computed by the fused
-    path where :func:`fusable` allows."""
-    check_option("reduction", reduction, REDUCTIONS)
+    path where :func:`fusable` allows; ``allowed`` as for ``reduce`` (e.g. with ``"batchmean"``)."""
+    check_option("reduction", reduction, allowed)
     check_option("empty", empty, EMPTY_POLICIES)
+    opts = dict(sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty,
+                denominator=denominator, allowed=allowed)
     if not fusable(kernel, input, target, params):
-        return reduce(kernel.reference(input, target, *params), reduction, sample_weight=sample_weight,
-                      mask=mask, normalizer=normalizer, empty=empty, denominator=denominator)
+        return reduce(kernel.reference(input, target, *params), reduction, **opts)  # type: ignore[arg-type]
     if sample_weight is None and mask is None and normalizer is None:
         # the sum straight from the kernel: no per-element tensor
         if reduction == "sum":
             return _Fused.apply(input, target, kernel, tuple(params), 1.0)
+        if reduction == "batchmean":
+            per_row = 1.0 / max(input.shape[0], 1) if input.ndim else 1.0
+            return _Fused.apply(input, target, kernel, tuple(params), per_row)
         if reduction == "mean" and denominator is None:
             return _Fused.apply(input, target, kernel, tuple(params), 1.0 / input.numel())
         if reduction == "mean" and denominator is not None and denominator.shape == input.shape:
             count = denominator.to(input.dtype).sum()
             return mean_over(_Fused.apply(input, target, kernel, tuple(params), 1.0), count, empty)
     loss = _Fused.apply(input, target, kernel, tuple(params), 0.0)
-    return reduce(loss, reduction, sample_weight=sample_weight, mask=mask, normalizer=normalizer,
-                  empty=empty, denominator=denominator)
+    return reduce(loss, reduction, **opts)  # type: ignore[arg-type]

@@ -841,8 +841,8 @@ def binary_cross_entropy_with_logits(
     target = target.to(input.dtype)
     weight = _element_weight(weight, input)
     pw = _pos_weight(pos_weight, input, class_dim)
-    native = use_fast_path() and _native.kernel("sigmoid_focal_int", input, target) is not None
-    if weight is None and pw is None and native:
+    if weight is None and pw is None and use_fast_path() and \
+            _native.kernel("sigmoid_focal_int", input, target) is not None:
         # the sigmoid focal loss at γ = 0 without α is this loss, clamp included: its C kernel
         # (elsewhere PyTorch's one kernel beats the focal loss's PyTorch chunks)
         return elementwise_loss(_SIGMOID_FOCAL, input, target, (-1.0, 0.0, 0.0), reduction,

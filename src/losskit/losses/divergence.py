@@ -229,13 +229,9 @@ def kl_div(
         )
     if not log_target:
         check_probabilities(target, "target")
-    kernel = _KL_LOG_TARGET if log_target else _KL
-    if sample_weight is None and mask is None and normalizer is None:
-        if reduction != "batchmean":
-            return elementwise_loss(kernel, input, target, (), reduction, empty=empty)
-        total = elementwise_loss(kernel, input, target, (), "sum")
-        return total / max(input.shape[0], 1) if input.ndim else total
-    return _row_reduce(kernel.reference(input, target), reduction, sample_weight, mask, normalizer, empty)
+    return elementwise_loss(_KL_LOG_TARGET if log_target else _KL, input, target, (), reduction,
+                            sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty,
+                            allowed=_WITH_BATCHMEAN)
 
 
 def _kl_probability_terms(x: Tensor, y: Tensor) -> Tensor:
