@@ -116,6 +116,49 @@ def test_general_robust_fourth_roots_are_accurate_over_thirty_decades(alpha: flo
     torch.testing.assert_close(gx.double(), dwant, rtol=ulp, atol=tiny)
 
 
+@needs_native
+def test_logistic_kernels_are_within_a_few_ulps_of_float64_over_the_whole_float32_range() -> None:
+    # softplus(-x) and its derivative -σ(-x) (the GAN generator's kernel, built on e^-|x|) over
+    # every 4096th float32 in [-87, 87]: within 8 ulps of the formula in float64, so an error in
+    # the exponential (inline in float32 on 256-bit vectors) of 1e-6 shows; beyond ±87.34,
+    # where e^-|x| is below the smallest normal float, within that of it
+    import losskit.functional as LF
+
+    bits = torch.arange(0, 0x42AE0000, 4096, dtype=torch.int32)      # 0 … 87.0 as float32 bits
+    pos = bits.view(torch.float32)
+    x = torch.cat([pos, -pos, torch.linspace(-100.0, 100.0, 2001)]).requires_grad_()
+    got = LF.gan_generator_loss(x, kind="non_saturating", reduction="none")
+    (gx,) = torch.autograd.grad(got.sum(), x)
+    xd = x.detach().double()
+    want = torch.clamp(-xd, min=0.0) + torch.log1p(torch.exp(-xd.abs()))
+    dwant = -1.0 / (1.0 + torch.exp(xd))
+    tiny = torch.finfo(torch.float32).tiny
+    torch.testing.assert_close(got.double(), want, rtol=8 * 2.0**-24, atol=tiny)
+    torch.testing.assert_close(gx.double(), dwant, rtol=8 * 2.0**-24, atol=tiny)
+
+
+@needs_native
+def test_softmax_row_kernels_are_within_a_few_ulps_of_float64() -> None:
+    # the row kernels' e^(x - max) and e^(x - lse), inline in float32 on 256-bit vectors: the
+    # per-row loss and the softmax (the gradient of the summed loss plus the one-hot) against
+    # log-sum-exp and softmax written in float64, on logits in ±8 (the rounding of lse itself,
+    # ulp(lse)/2, enters every e^(x - lse) and grows with the logits)
+    import losskit.functional as LF
+
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.rand(512, 97, generator=gen) * 16 - 8).requires_grad_()
+    y = torch.randint(0, 97, (512,), generator=gen)
+    got = LF.cross_entropy(x, y, reduction="none")
+    (gx,) = torch.autograd.grad(got.sum(), x)
+    xd = x.detach().double()
+    m = xd.max(dim=1, keepdim=True).values
+    lse = m.squeeze(1) + torch.log(torch.exp(xd - m).sum(dim=1))
+    p = torch.exp(xd - lse.unsqueeze(1))
+    torch.testing.assert_close(got.double(), lse - xd.gather(1, y[:, None]).squeeze(1), rtol=2e-6, atol=2e-6)
+    onehot = torch.nn.functional.one_hot(y, 97).double()
+    torch.testing.assert_close(gx.double() + onehot, p, rtol=2e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_msle_is_accurate_from_equal_values_to_sixty_decades_apart(native: bool, dtype: torch.dtype) -> None:

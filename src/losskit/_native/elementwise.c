@@ -52,6 +52,44 @@ LK_SIMD real R(tanh)(real);
 #define TANH R(tanh)
 #define SQRT R(sqrt)
 
+#define LK_INLINE static inline __attribute__((always_inline))
+
+/* EXP_NEG(v) = e^v where v ≤ 0 (the e^-|x| of the logistic losses, a softmax's e^(x - max)).
+ * In float32 on 256-bit vectors it is inline (exp_nonpos_f): the logistic losses' kernels take
+ * 15-25 % less time than with the vector library's call on AVX2 (a call that also costs the loop
+ * its registers); with AVX-512 the library's 16-wide exp is kept. exp_nonpos_f: v = n·ln 2 + r, |r| ≤ ln(2)/2
+ * (ln 2 in two parts, n·ln2_hi exact), e^r by its Taylor series to r^7 (first omitted term below
+ * 6e-9), times 2^n built in the exponent bits from the rounding constant's low bits. Within one
+ * ulp of e^v for every float v in [-87.34, 88] (checked against exp in double over all of them);
+ * results below the smallest normal float (v < -87.34) are 0; NaN stays NaN. */
+#if !defined(LK_DOUBLE) && !(defined(LK_LIBMVEC) && defined(__AVX512F__))
+LK_INLINE float exp_nonpos_f(float v) {
+    const float lowest = -87.33654f;   /* log of the smallest normal float */
+    float c = v < lowest ? lowest : v;
+    float shifted = c * 1.44269504088896341f + 12582912.0f;  /* 1.5·2^23: rounds n into the low bits */
+    float n = shifted - 12582912.0f;
+    float r = c - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187e-06f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    bits = (bits << 23) + (127u << 23);   /* n + 127 in the exponent field */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return v < lowest ? 0.0f : p * scale;
+}
+#define EXP_NEG exp_nonpos_f
+#else
+#define EXP_NEG EXP
+#endif
+
 /* Below this many elements one thread does the work (a parallel region costs microseconds). The
  * clauses say ``if (parallel : ...)``: a bare ``if`` on ``parallel for simd`` would also switch
  * the simd vectorisation off below the threshold (OpenMP 5), and the loop would run scalar. */
@@ -61,7 +99,6 @@ typedef struct {
     real a, b, c, d, e, f, g;
 } params;
 
-#define LK_INLINE static inline __attribute__((always_inline))
 #define LK_PRAGMA(text) _Pragma(#text)
 #define LK_OMP(clauses) LK_PRAGMA(omp clauses)
 
@@ -97,7 +134,7 @@ typedef struct {
 } logistic;
 LK_INLINE logistic logistic_of(real x) {
     logistic L;
-    L.e = EXP(-R(fabs)(x));
+    L.e = EXP_NEG(-R(fabs)(x));
     real inv = 1 / ((1 + L.e) * (2 + L.e));
     L.r = (2 + L.e) * inv;
     L.s = x >= 0 ? L.r : L.e * L.r;
@@ -173,6 +210,11 @@ LK_INLINE real log1p_given(real u, real v) {
     return LOG_ANY(u) + (u >= (real)0.5 && u <= 2 ? v - (u - 1) : (real)0);
 }
 
+/* The sums add LK_SUM_BLOCK losses in the loss's type (each vector lane a few dozen of them),
+ * then the blocks' sums in double: float32 losses then cost no conversion per element, and each
+ * partial sum's rounding stays within a few dozen ulps of it. */
+#define LK_SUM_BLOCK 256
+
 #define CAT_(a, b, c, d) a##_##b##_##c##_##d
 #define CAT(a, b, c, d) CAT_(a, b, c, d)
 #define SYM(kind, name) CAT(lk, kind, LK_SFX, name)
@@ -182,9 +224,15 @@ LK_INLINE real log1p_given(real u, real v) {
                           const double *restrict prm, int threads) {                              \
         const params P = params_of(prm);                                                          \
         double acc = 0.0;                                                                         \
-        LK_OMP(parallel for simd reduction(+ : acc) schedule(static) num_threads(threads)         \
+        LK_OMP(parallel for reduction(+ : acc) schedule(static) num_threads(threads)              \
                if (parallel : n >= LK_PARALLEL_MIN))                                              \
-        for (int64_t i = 0; i < n; i++) acc += (double)LOSS(x[i], t[i], &P);                      \
+        for (int64_t b = 0; b < (n + LK_SUM_BLOCK - 1) / LK_SUM_BLOCK; b++) {                     \
+            const int64_t lo = b * LK_SUM_BLOCK, hi = lo + LK_SUM_BLOCK < n ? lo + LK_SUM_BLOCK : n; \
+            real part = 0;                                                                        \
+            LK_OMP(simd reduction(+ : part))                                                      \
+            for (int64_t i = lo; i < hi; i++) part += LOSS(x[i], t[i], &P);                       \
+            acc += (double)part;                                                                  \
+        }                                                                                         \
         return acc;                                                                               \
     }                                                                                             \
     void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
@@ -260,7 +308,7 @@ LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
 LK_INLINE real log_cosh_loss(real x, real t, const params *P) {
     (void)P;
     real a = R(fabs)(x - t);
-    return a + log1p_unit(EXP(-2 * a)) - (real)0.69314718055994530942;
+    return a + log1p_unit(EXP_NEG(-2 * a)) - (real)0.69314718055994530942;
 }
 LK_INLINE real log_cosh_grad(real x, real t, const params *P) {
     (void)P;
@@ -301,7 +349,7 @@ LK_INLINE real robust_welsch_loss(real x, real t, const params *P) {
 }
 LK_INLINE real robust_welsch_grad(real x, real t, const params *P) {
     real r = x - t;
-    return P->a * r * EXP((real)-0.5 * P->a * r * r);
+    return P->a * r * EXP_NEG((real)-0.5 * P->a * r * r);
 }
 LK_DEFINE(general_robust_welsch, robust_welsch_loss, robust_welsch_grad)
 
@@ -533,7 +581,7 @@ LK_DEFINE(squared_hinge, squared_hinge_loss, squared_hinge_grad)
  * below, so neither tail cancels. */
 LK_INLINE real softplus(real x) { return pos_part(x) + logistic_of(x).lg; }
 LK_INLINE real sigmoid(real x) {
-    real e = EXP(-R(fabs)(x));
+    real e = EXP_NEG(-R(fabs)(x));
     real r = 1 / (1 + e);
     return x >= 0 ? r : e * r;
 }
@@ -730,7 +778,7 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
  * are quotients by d·D. The log's argument is at least m, a normal number (the condition of
  * asymmetric_binary_applies). */
 LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
-    real e = EXP(-R(fabs)(x)), d = 1 + e;
+    real e = EXP_NEG(-R(fabs)(x)), d = 1 + e;
     real num = x >= 0 ? e : (real)1, num_s = x >= 0 ? (real)1 : e;
     real big = num + P->c * d;
     real inv = 1 / (d * big);
@@ -785,7 +833,7 @@ LK_INLINE real nll_poly1_loss(real u, real t, const params *P) {
 }
 LK_INLINE real nll_poly1_grad(real u, real t, const params *P) {
     (void)t;
-    return 1 + P->a * EXP(-u);
+    return 1 + P->a * EXP_NEG(-u);
 }
 LK_DEFINE(nll_poly1, nll_poly1_loss, nll_poly1_grad)
 
@@ -824,12 +872,12 @@ int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t clas
         /* one loop per case: a load under a condition would keep the loop scalar */
         if (smooth == NULL) {
             LK_OMP(simd reduction(+ : s))
-            for (int64_t j = 0; j < classes; j++) s += EXP(row[j] - m);
+            for (int64_t j = 0; j < classes; j++) s += EXP_NEG(row[j] - m);
         } else if (w == NULL) {
             LK_OMP(simd reduction(+ : s, wx, wsum))
             for (int64_t j = 0; j < classes; j++) {
                 int finite = row[j] > -INFINITY;
-                s += EXP(row[j] - m);
+                s += EXP_NEG(row[j] - m);
                 wx += finite ? row[j] : (real)0;
                 wsum += finite ? (real)1 : (real)0;
             }
@@ -837,7 +885,7 @@ int64_t SYM(ce_forward, rows)(const real *restrict x, int64_t rows, int64_t clas
             LK_OMP(simd reduction(+ : s, wx, wsum))
             for (int64_t j = 0; j < classes; j++) {
                 int finite = row[j] > -INFINITY;
-                s += EXP(row[j] - m);
+                s += EXP_NEG(row[j] - m);
                 wx += finite ? w[j] * row[j] : (real)0;
                 wsum += finite ? w[j] : (real)0;
             }
@@ -874,15 +922,15 @@ void SYM(ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
         const real a = on_p[i], u = uniform == NULL ? (real)0 : uniform[i], l = lse[i];
         if (uniform == NULL) {
             LK_OMP(simd)
-            for (int64_t j = 0; j < classes; j++) grad[j] = a * EXP(row[j] - l);
+            for (int64_t j = 0; j < classes; j++) grad[j] = a * EXP_NEG(row[j] - l);
         } else if (w == NULL) {
             LK_OMP(simd)
             for (int64_t j = 0; j < classes; j++)
-                grad[j] = a * EXP(row[j] - l) - (row[j] > -INFINITY ? u : (real)0);
+                grad[j] = a * EXP_NEG(row[j] - l) - (row[j] > -INFINITY ? u : (real)0);
         } else {
             LK_OMP(simd)
             for (int64_t j = 0; j < classes; j++)
-                grad[j] = a * EXP(row[j] - l) - (row[j] > -INFINITY ? u * w[j] : (real)0);
+                grad[j] = a * EXP_NEG(row[j] - l) - (row[j] > -INFINITY ? u * w[j] : (real)0);
         }
         grad[k] -= at_target[i];   /* the loop wrote the softmax term at k too */
     }
@@ -912,7 +960,7 @@ void SYM(soft_ce_forward, rows)(const real *restrict x, int64_t rows, int64_t cl
                 /* loads outside the conditions: a load under one keeps the loop scalar */
                 real tj = smoothed(ti[j], e, uniform), xj = row[j];
                 int finite = xj > -INFINITY;
-                s += EXP(xj - m);
+                s += EXP_NEG(xj - m);
                 wt += finite ? tj : (real)0;
                 wtx += finite ? tj * xj : (real)0;
             }
@@ -921,7 +969,7 @@ void SYM(soft_ce_forward, rows)(const real *restrict x, int64_t rows, int64_t cl
             for (int64_t j = 0; j < classes; j++) {
                 real tj = w[j] * smoothed(ti[j], e, uniform), xj = row[j];
                 int finite = xj > -INFINITY;
-                s += EXP(xj - m);
+                s += EXP_NEG(xj - m);
                 wt += finite ? tj : (real)0;
                 wtx += finite ? tj * xj : (real)0;
             }
@@ -947,13 +995,13 @@ void SYM(soft_ce_backward, rows)(const real *x, int64_t rows, int64_t classes,
         if (w == NULL) {
             LK_OMP(simd)
             for (int64_t j = 0; j < classes; j++) {
-                real xj = row[j], v = a * EXP(xj - l) - gi * smoothed(ti[j], e, uniform);
+                real xj = row[j], v = a * EXP_NEG(xj - l) - gi * smoothed(ti[j], e, uniform);
                 grad[j] = xj > -INFINITY ? v : (real)0;
             }
         } else {
             LK_OMP(simd)
             for (int64_t j = 0; j < classes; j++) {
-                real xj = row[j], v = a * EXP(xj - l) - gi * w[j] * smoothed(ti[j], e, uniform);
+                real xj = row[j], v = a * EXP_NEG(xj - l) - gi * w[j] * smoothed(ti[j], e, uniform);
                 grad[j] = xj > -INFINITY ? v : (real)0;
             }
         }
@@ -988,7 +1036,7 @@ int64_t SYM(ce_forward, planes)(const real *restrict x, int64_t batch, int64_t c
         for (int64_t j = 0; j < classes; j++) {
             const real *row = base + j * positions;
             LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) s[k] += EXP(row[k] - m[k]);
+            for (int64_t k = 0; k < len; k++) s[k] += EXP_NEG(row[k] - m[k]);
             if (smooth != NULL) {
                 const real wj = w == NULL ? (real)1 : w[j];
                 LK_OMP(simd)
@@ -1045,7 +1093,7 @@ void SYM(ce_backward, planes)(const real *x, int64_t batch, int64_t classes, int
             const real wj = w == NULL ? (real)1 : w[j];
             LK_OMP(simd)
             for (int64_t k = 0; k < len; k++) {
-                real v = a[k] * EXP(row[k] - l[k]) - (row[k] > -INFINITY ? u[k] * wj : (real)0);
+                real v = a[k] * EXP_NEG(row[k] - l[k]) - (row[k] > -INFINITY ? u[k] * wj : (real)0);
                 v = t[k] == j ? v - hit[k] : v;
                 grad[k] = t[k] == ignore ? (real)0 : v;   /* whatever the ignored logits hold */
             }
@@ -1081,7 +1129,7 @@ LK_INLINE void chunk_softmax(const real *base, int64_t classes, int64_t position
     for (int64_t c = 0; c < classes; c++) {
         LK_OMP(simd)
         for (int64_t k = 0; k < len; k++) {
-            e[c * step + k] = EXP(base[c * positions + k] - m[k]);
+            e[c * step + k] = EXP_NEG(base[c * positions + k] - m[k]);
             inv[k] += e[c * step + k];
         }
     }

@@ -68,16 +68,25 @@ class Row:
 
 
 def machine(device: str | torch.device = "cpu") -> str:
-    """One line naming the machine and the versions (and the GPU for a CUDA device)."""
+    """One line naming the machine and the versions (and the GPU for a CUDA device). The CPU's
+    family/model numbers and the widest vector instructions PyTorch uses (e.g. AVX2 or AVX512)
+    are part of it: a name such as "AMD EPYC" covers generations whose compute-bound kernels
+    differ by 2× against the same memory-bound yardstick."""
     cpu = platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break    # the first CPU's block ends at the first blank line
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name", cpu)
+    if "cpu family" in fields and "model" in fields:
+        cpu += f" (family {fields['cpu family']}, model {fields['model']})"
+    cpu += f", {torch.backends.cpu.get_cpu_capability()}"
     line = (f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
