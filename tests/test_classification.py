@@ -7,6 +7,7 @@ parity over the option grid, peers (torchvision's formula, Keras, optax), edge c
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 import pytest
@@ -239,6 +240,41 @@ def test_infinite_logits_with_a_zero_target_weight_are_finite():
     finite[0, 1], finite[2, 3] = -50.0, 50.0
     torch.testing.assert_close(LF.binary_cross_entropy_with_logits(x, t),
                                LF.binary_cross_entropy_with_logits(finite, t), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weighted_bce_clamps_only_where_a_logit_is_beyond_the_bound(reduction):
+    """The ±sqrt(max) clamp is skipped when every logit is within it (one aminmax instead of a
+    pass and a saved mask): the same numbers as PyTorch's kernel there; a finite logit beyond
+    it still costs the clamped value with no gradient, as the unweighted C kernel gives."""
+    gen = torch.Generator().manual_seed(61)
+    x = torch.randn(6, 5, generator=gen)
+    t = (torch.rand(6, 5, generator=gen) < 0.4).float()
+    w, pw = torch.rand(5, generator=gen) + 0.5, torch.rand(5, generator=gen) + 0.5
+    kw = dict(weight=w, pos_weight=pw, reduction=reduction)
+    for z in (x, x.double()):
+        zs = z.clone().requires_grad_()
+        got = LF.binary_cross_entropy_with_logits(zs, t.to(z.dtype), **kw)
+        zt = z.clone().requires_grad_()
+        want = F.binary_cross_entropy_with_logits(zt, t.to(z.dtype), weight=w.to(z.dtype),
+                                                  pos_weight=pw.to(z.dtype), reduction=reduction)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        g = torch.rand_like(got)
+        torch.testing.assert_close(torch.autograd.grad(got, zs, g)[0], torch.autograd.grad(want, zt, g)[0],
+                                   rtol=0, atol=0)
+    bound = math.sqrt(torch.finfo(torch.float32).max)
+    far = x.clone()
+    far[1, 2], far[3, 0] = 1e30, -1e30
+    t[1, 2], t[3, 0] = 0.0, 1.0
+    zs = far.clone().requires_grad_()
+    per = LF.binary_cross_entropy_with_logits(zs, t, weight=w, pos_weight=pw, reduction="none")
+    (gz,) = torch.autograd.grad(per.sum(), zs)
+    assert per[1, 2].item() == pytest.approx(w[2].item() * bound, rel=1e-6)
+    assert per[3, 0].item() == pytest.approx(w[0].item() * pw[0].item() * bound, rel=1e-6)
+    assert gz[1, 2] == 0 and gz[3, 0] == 0
+    clamped = F.binary_cross_entropy_with_logits(far.clamp(-bound, bound), t, weight=w, pos_weight=pw,
+                                                 reduction="none")
+    torch.testing.assert_close(per, clamped, rtol=0, atol=0)
 
 
 EXTREME_CALLS = {

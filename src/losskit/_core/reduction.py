@@ -28,7 +28,7 @@ from torch import Tensor
 
 from losskit._core.checks import LossInputError, check_option, shape_str
 
-__all__ = ["EMPTY_POLICIES", "REDUCTIONS", "Empty", "Reduction", "as_float32", "reduce"]
+__all__ = ["EMPTY_POLICIES", "REDUCTIONS", "Empty", "Reduction", "as_float32", "plain_reduction", "reduce"]
 
 Reduction = Literal["none", "mean", "sum", "batchmean"]
 Empty = Literal["zero", "nan"]
@@ -43,6 +43,14 @@ def as_float32(*tensors: Tensor) -> tuple[Tensor, ...]:
         t.float() if isinstance(t, Tensor) and t.dtype in (torch.float16, torch.bfloat16) else t
         for t in tensors
     )
+
+
+def plain_reduction(input: Tensor, reduction: str, empty: str, *extras: object) -> bool:
+    """True when a PyTorch kernel's own ``reduction`` computes exactly what :func:`reduce` would:
+    no weights, mask or normalizer (``extras`` all ``None``), a PyTorch reduction, and a
+    non-empty input (PyTorch's empty mean is NaN)."""
+    check_option("empty", empty, EMPTY_POLICIES)
+    return reduction in ("none", "mean", "sum") and input.numel() > 0 and all(e is None for e in extras)
 
 
 def per_sample_or_element(name: str, value: Tensor, loss: Tensor) -> Tensor:

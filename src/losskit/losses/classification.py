@@ -48,7 +48,7 @@ from losskit._core.fused import (
     use_fast_path,
 )
 from losskit._core.module import LossModule
-from losskit._core.reduction import as_float32, reduce
+from losskit._core.reduction import as_float32, plain_reduction, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import draw
 from losskit._fused.cross_entropy import index_cross_entropy, probability_cross_entropy
@@ -252,13 +252,30 @@ def _prob_target(input: Tensor, target: Tensor) -> Tensor:
     return target.to(input.dtype)
 
 
-def _bce_logits(x: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
-    """Elementwise BCE of logits with PyTorch's stable kernel, on logits clamped to ±sqrt(max):
-    a logit of ±inf whose target weight is 0 then costs exactly 0 with a zero gradient instead
-    of NaN (0·inf); with a positive target weight it costs about 1.8e19 (float32), not inf."""
+def _bce_logits(x: Tensor, target: Tensor, pos_weight: Tensor | None = None, weight: Tensor | None = None,
+                reduction: str = "none") -> Tensor:
+    """BCE of logits with PyTorch's stable kernel, on logits clamped to ±sqrt(max): a logit of
+    ±inf whose target weight is 0 then costs exactly 0 with a zero gradient instead of NaN
+    (0·inf); with a positive target weight it costs about 1.8e19 (float32), not inf. Where every
+    logit is within the bound (:func:`_logits_within_bound`) the clamp is the identity, and its
+    pass and the mask it keeps for backward are skipped."""
+    if not _logits_within_bound(x):
+        bound = math.sqrt(torch.finfo(x.dtype).max)
+        x = x.clamp(-bound, bound)
+    return F.binary_cross_entropy_with_logits(x, target, weight=weight, pos_weight=pos_weight,
+                                              reduction=reduction)
+
+
+def _logits_within_bound(x: Tensor) -> bool:
+    """Whether every logit is known to lie within ±sqrt(max) (the clamp of :func:`_bce_logits`
+    is then the identity): measured by one pass (``aminmax``) for CPU tensors in eager mode;
+    ``False`` elsewhere (a GPU would have to synchronise; a traced or transformed function
+    cannot branch on data). NaN compares false and keeps the clamp, which passes it on."""
+    if x.device.type != "cpu" or x.numel() == 0 or not use_fast_path():
+        return False
     bound = math.sqrt(torch.finfo(x.dtype).max)
-    return F.binary_cross_entropy_with_logits(x.clamp(-bound, bound), target,
-                                              pos_weight=pos_weight, reduction="none")
+    lo, hi = torch.aminmax(x.detach())
+    return -bound <= float(lo) and float(hi) <= bound
 
 
 def _logits_input(input: Tensor) -> Tensor:
@@ -847,6 +864,8 @@ def binary_cross_entropy_with_logits(
         # (elsewhere PyTorch's one kernel beats the focal loss's PyTorch chunks)
         return elementwise_loss(_SIGMOID_FOCAL, input, target, (-1.0, 0.0, 0.0), reduction,
                                 sample_weight=sample_weight, mask=mask, normalizer=normalizer, empty=empty)
+    if plain_reduction(input, reduction, empty, sample_weight, mask, normalizer):
+        return _bce_logits(input, target, pw, weight, reduction)
     loss = _bce_logits(input, target, pw)
     if weight is not None:
         loss = loss * weight
@@ -971,13 +990,9 @@ def _within_bce_bound(x: Tensor) -> float:
     """1.0 when every logit is within the ±sqrt(max) clamp of :func:`_bce_logits`, so the fused
     focal kernel can skip the clamp and its gradient mask (three passes per chunk); measured once
     per call, on CPU only, and only where the fused path runs (elsewhere 0.0: clamp)."""
-    if x.device.type != "cpu" or x.numel() == 0 or not use_fast_path():
-        return 0.0
-    if _native.kernel("sigmoid_focal_int", x) is not None:   # the C kernel clamps by itself
-        return 0.0
-    bound = math.sqrt(torch.finfo(x.dtype).max)
-    lo, hi = torch.aminmax(x.detach())
-    return float(-bound <= float(lo) and float(hi) <= bound)
+    if not use_fast_path() or _native.kernel("sigmoid_focal_int", x) is not None:
+        return 0.0   # traced (no data-dependent branch), or the C kernel, which clamps by itself
+    return float(_logits_within_bound(x))
 
 
 def _focal_parts(x: Tensor, t: Tensor, bounded: float) -> tuple[Tensor, Tensor, Tensor, bool]:

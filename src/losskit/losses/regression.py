@@ -26,7 +26,7 @@ from losskit._core.checks import (
 )
 from losskit._core.fused import ElementwiseKernel, elementwise_loss
 from losskit._core.module import LossModule
-from losskit._core.reduction import EMPTY_POLICIES, as_float32, per_sample_or_element, reduce
+from losskit._core.reduction import as_float32, per_sample_or_element, plain_reduction, reduce
 from losskit._core.registry import Properties, Sample, register
 from losskit._core.samples import DEFAULT_SHAPE, draw, regression_sample
 
@@ -77,15 +77,6 @@ def _pair(input: Tensor, target: Tensor, broadcast: bool = False) -> tuple[Tenso
         input, target = torch.broadcast_tensors(input, target)
     input, target = as_float32(input, target)
     return input, target
-
-
-def _plain(input: Tensor, reduction: str, empty: str, *extras: object) -> bool:
-    """True when PyTorch's fused kernel computes exactly what was asked: no weights, mask or
-    normalizer, a PyTorch reduction, and a non-empty input (PyTorch's empty mean is NaN)."""
-    check_option("empty", empty, EMPTY_POLICIES)
-    return reduction in ("none", "mean", "sum") and input.numel() > 0 and all(
-        e is None for e in extras
-    )
 
 
 _ONE = torch.ones(())  # the "1 +" of addcmul, broadcast to the chunk
@@ -151,7 +142,7 @@ def mse_loss(
         Legendre, *Nouvelles méthodes pour la détermination des orbites des comètes*, 1805.
     """
     input, target = _pair(input, target, broadcast)
-    if _plain(input, reduction, empty, sample_weight, mask, normalizer):
+    if plain_reduction(input, reduction, empty, sample_weight, mask, normalizer):
         return F.mse_loss(input, target, reduction=reduction)
     return reduce((input - target).square(), reduction, sample_weight=sample_weight, mask=mask,
                   normalizer=normalizer, empty=empty)
@@ -397,7 +388,7 @@ def huber_loss(
     """
     check_number("delta", delta, low=0, low_open=True)
     input, target = _pair(input, target, broadcast)
-    if _plain(input, reduction, empty, sample_weight, mask, normalizer):
+    if plain_reduction(input, reduction, empty, sample_weight, mask, normalizer):
         return F.huber_loss(input, target, reduction=reduction, delta=delta)
     r = (input - target).abs()
     quad = r.clamp(max=delta)  # min(|r|, δ): one expression, so the gradient is not doubled at |r| = δ
@@ -472,7 +463,7 @@ def smooth_l1_loss(
     """
     check_number("beta", beta, low=0)
     input, target = _pair(input, target, broadcast)
-    if _plain(input, reduction, empty, sample_weight, mask, normalizer):
+    if plain_reduction(input, reduction, empty, sample_weight, mask, normalizer):
         return F.smooth_l1_loss(input, target, reduction=reduction, beta=beta)
     r = (input - target).abs()
     if beta == 0:
