@@ -150,7 +150,17 @@ def test_cross_entropy_all_ignored_is_zero_with_zero_grad_or_nan():
         assert torch.isnan(LF.cross_entropy(x, y, empty="nan", **kw))
         assert torch.isnan(F.cross_entropy(x, y, **kw))          # what PyTorch does
     assert LF.softmax_focal_loss(x, y).item() == 0.0
-    assert LF.nll_loss(x, y).item() == 0.0
+    for kw in ({}, {"weight": WEIGHT}):
+        lp = torch.log_softmax(x, 1)
+        out = LF.nll_loss(lp, y, **kw)      # PyTorch's kernel gives NaN here: taken again
+        assert out.item() == 0.0
+        assert torch.equal(torch.autograd.grad(out, x)[0], torch.zeros_like(x))
+        assert torch.isnan(LF.nll_loss(lp, y, empty="nan", **kw))
+        kept = torch.tensor([0, -100, 3])
+        bad = lp.detach().clone()
+        bad[0, 0] = float("nan")
+        assert torch.isnan(LF.nll_loss(bad, kept, **kw))   # a NaN input stays NaN
+        assert LF.nll_loss(bad, torch.tensor([1, -100, 3]), **kw).isfinite()
 
 
 def test_cross_entropy_channels_last_and_unbatched():

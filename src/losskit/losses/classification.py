@@ -642,8 +642,16 @@ def nll_loss(
     dim = _class_dim(input, class_dim)
     weight = _class_vector("weight", weight, input.shape[dim], input)
     t = _index_target(input, target, dim, ignore_index)
-    loss, den = _hard_ce(_to_channels_first(input, dim), t, weight, ignore_index, 0.0,
-                         log_probs=True)
+    x = _to_channels_first(input, dim)
+    if plain_reduction(input, reduction, empty, sample_weight, mask, normalizer) and weighted_mean and (
+            reduction != "mean" or (input.device.type == "cpu" and use_fast_path())):
+        # PyTorch's kernel reduces as asked, except that its mean over no kept target is NaN: a
+        # NaN mean (that, or a NaN input) is computed again below. Reading it synchronises
+        # (free on CPU only) and cannot be traced.
+        out = F.nll_loss(x, t, weight=weight, ignore_index=ignore_index, reduction=reduction)
+        if reduction != "mean" or not math.isnan(out.item()):
+            return _restore(out, input.ndim == 1 and reduction == "none")
+    loss, den = _hard_ce(x, t, weight, ignore_index, 0.0, log_probs=True)
     if not weighted_mean and weight is not None:
         den = (t != ignore_index).to(input.dtype)
     unbatched = input.ndim == 1
