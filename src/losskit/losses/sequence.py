@@ -22,6 +22,7 @@ from losskit._core.checks import (
     is_debug,
     shape_str,
 )
+from losskit._core.fused import use_fast_path
 from losskit._core.module import LossModule
 from losskit._core.reduction import as_float32
 from losskit._core.registry import Properties, Sample, register
@@ -138,12 +139,19 @@ def _ctc_torch(lp: Tensor, labels: Tensor, in_len: Tensor, tgt_len: Tensor, blan
     gradient made the exact derivative with respect to ``lp``: the kernel returns the gradient
     for log-softmax outputs, which has an extra exp(lp) on every valid frame of a feasible
     sequence; subtracting (m − m.detach()), m = Σ exp(lp) over those frames, removes it and
-    leaves the value bit-for-bit unchanged."""
+    leaves the value bit-for-bit unchanged. The infeasible sequences come from a second pass
+    without ``zero_infinity``, run only where the first gave a 0 (on CPU in eager mode; always
+    elsewhere, where reading the values would synchronise or break a trace)."""
     t_max = lp.shape[0]
     raw = F.ctc_loss(lp, labels, in_len, tgt_len, blank=blank, reduction="none", zero_infinity=True)
-    with torch.no_grad():
-        infeasible = torch.isinf(F.ctc_loss(lp.detach(), labels, in_len, tgt_len, blank=blank,
-                                            reduction="none", zero_infinity=False))
+    if lp.device.type == "cpu" and use_fast_path() and bool((raw.detach() != 0).all()):
+        # zero_infinity puts 0 where no alignment exists: with no 0 at all, every sequence is
+        # feasible and the second pass is not needed (asking synchronises: on CPU only)
+        infeasible = torch.zeros_like(raw, dtype=torch.bool)
+    else:
+        with torch.no_grad():
+            infeasible = torch.isinf(F.ctc_loss(lp.detach(), labels, in_len, tgt_len, blank=blank,
+                                                reduction="none", zero_infinity=False))
     frames = (torch.arange(t_max, device=lp.device)[:, None] < in_len[None, :]) & ~infeasible
     mass = torch.where(frames[:, :, None], lp.exp(), 0.0).sum((0, 2))
     nll = raw - (mass - mass.detach())
