@@ -163,6 +163,38 @@ def test_cross_entropy_all_ignored_is_zero_with_zero_grad_or_nan():
         assert LF.nll_loss(bad, torch.tensor([1, -100, 3]), **kw).isfinite()
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_small_cpu_cross_entropy_is_pytorchs_call_where_that_is_this_loss(reduction):
+    """Below 2**18 CPU logits the plain reductions are F.cross_entropy's own numbers (bit for
+    bit) and its saved log-softmax; what PyTorch gets wrong there still takes the low-memory
+    path: an index out of range, an all-ignored mean, smoothing mass on a -inf class."""
+    x = _logits(6, 5, seed=23).requires_grad_()
+    y = torch.tensor([0, 4, -100, 2, 1, 3])
+    for kw in ({}, {"weight": torch.tensor([0.3, 1.0, 2.0, 0.7, 1.5], dtype=D)}, {"label_smoothing": 0.2}):
+        got = LF.cross_entropy(x, y, reduction=reduction, **kw)
+        want = F.cross_entropy(x, y, reduction=reduction, **kw)
+        assert torch.equal(got, want)
+        g = torch.rand_like(got)
+        assert torch.equal(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0])
+    xf = x.detach().float().requires_grad_()
+    kept = []
+
+    def pack(t):
+        kept.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        LF.cross_entropy(xf, y.clamp(min=0))
+    # the (6, 5) log-softmax PyTorch keeps, a buffer other than the logits
+    assert any(t.numel() == 30 and t.data_ptr() != xf.data_ptr() for t in kept)
+    with pytest.raises(LossInputError, match="outside"):
+        LF.cross_entropy(x, torch.tensor([0, 5, 1, 2, 1, 3]), reduction=reduction)
+    masked = x.detach().clone()
+    masked[0, 3] = float("-inf")
+    assert torch.isfinite(LF.cross_entropy(masked, y, label_smoothing=0.1, reduction=reduction)).all()
+    assert LF.cross_entropy(x, torch.full((6,), -100)).item() == 0.0
+
+
 def test_cross_entropy_channels_last_and_unbatched():
     x = _logits(2, 3, 3, 5, seed=14)                          # (N, H, W, C)
     y = _labels(2, 3, 3, classes=5, seed=15)
@@ -255,19 +287,19 @@ def test_infinite_logits_with_a_zero_target_weight_are_finite():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_weighted_bce_clamps_only_where_a_logit_is_beyond_the_bound(reduction):
     """The ±sqrt(max) clamp is skipped when every logit is within it (one aminmax instead of a
-    pass and a saved mask): the same numbers as PyTorch's kernel there; a finite logit beyond
-    it still costs the clamped value with no gradient, as the unweighted C kernel gives."""
+    pass and a saved mask): the same numbers as PyTorch's kernel there (small CPU inputs take it
+    without weights too); a finite logit beyond it still costs the clamped value with no
+    gradient, as the unweighted C kernel gives."""
     gen = torch.Generator().manual_seed(61)
     x = torch.randn(6, 5, generator=gen)
     t = (torch.rand(6, 5, generator=gen) < 0.4).float()
     w, pw = torch.rand(5, generator=gen) + 0.5, torch.rand(5, generator=gen) + 0.5
-    kw = dict(weight=w, pos_weight=pw, reduction=reduction)
-    for z in (x, x.double()):
+    for z, opts in itertools.product((x, x.double()), ({}, {"weight": w, "pos_weight": pw})):
+        opts = {k: v.to(z.dtype) for k, v in opts.items()}
         zs = z.clone().requires_grad_()
-        got = LF.binary_cross_entropy_with_logits(zs, t.to(z.dtype), **kw)
+        got = LF.binary_cross_entropy_with_logits(zs, t.to(z.dtype), reduction=reduction, **opts)
         zt = z.clone().requires_grad_()
-        want = F.binary_cross_entropy_with_logits(zt, t.to(z.dtype), weight=w.to(z.dtype),
-                                                  pos_weight=pw.to(z.dtype), reduction=reduction)
+        want = F.binary_cross_entropy_with_logits(zt, t.to(z.dtype), reduction=reduction, **opts)
         torch.testing.assert_close(got, want, rtol=0, atol=0)
         g = torch.rand_like(got)
         torch.testing.assert_close(torch.autograd.grad(got, zs, g)[0], torch.autograd.grad(want, zt, g)[0],

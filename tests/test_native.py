@@ -15,6 +15,8 @@ from losskit import _native
 from losskit._core import fused
 from losskit._core.fused import ElementwiseKernel, elementwise_loss
 
+pytestmark = pytest.mark.usefixtures("low_memory_cross_entropy")
+
 needs_native = pytest.mark.skipif(_native.library() is None,
                                   reason=f"native kernels unavailable: {_native.status()}")
 

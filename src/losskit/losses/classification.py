@@ -285,6 +285,13 @@ def _logits_input(input: Tensor) -> Tensor:
     return input
 
 
+# Below this many CPU logits cross_entropy and binary_cross_entropy_with_logits are PyTorch's one
+# C++ call where that gives the same numbers: what it saves for backward is then under 1 MiB, and
+# the Python around the low-memory and C-kernel paths costs more than they save (cross_entropy
+# 3× F.cross_entropy at 128×10 and 1.2× at 256×1000 that way; BCE 1.5× at 256×80).
+_SMALL_LOGITS = 2**18
+
+
 # --------------------------------------------------------------------------- cross-entropy
 
 _CE_PROPS = Properties(convex=True, smoothness="Cinf", units="nats", zero_at_perfect=False)
@@ -351,7 +358,11 @@ def cross_entropy(
     backward writes ``softmax − smoothed one-hot``, scaled by the upstream gradient, into one
     logits-sized buffer. Under ``torch.compile`` and ``torch.func`` transforms, with probability
     targets, or with a ``weight`` that requires grad, the loss is composed of PyTorch ops instead
-    (same values and gradients; double backward differentiates that composition).
+    (same values and gradients; double backward differentiates that composition). CPU logits of
+    fewer than 2**18 elements take ``F.cross_entropy`` itself for the plain reductions, where its
+    result is finite (an all-ignored mean, smoothing on a −inf class, or an index out of range
+    go the low-memory way): its saved ``log_softmax`` is then under 1 MiB, and one C++ call costs
+    less than the Python around the low-memory path.
 
     Args:
         input: logits ``(N, C)``, ``(C,)`` or ``(N, C, d1, ...)``; the class dim is ``class_dim``.
@@ -433,12 +444,35 @@ def cross_entropy(
     fast = use_fast_path() and not (weight is not None and weight.requires_grad)
     if inplace_backward:
         _check_inplace_backward(original, fast)
+    elif fast and weighted_mean and input.device.type == "cpu" and input.numel() < _SMALL_LOGITS and \
+            plain_reduction(input, reduction, empty, sample_weight, mask, normalizer):
+        out = _pytorch_cross_entropy(x, t, weight, ignore_index, label_smoothing, reduction)
+        if out is not None:
+            return _restore(out, unbatched and reduction == "none")
     loss, den = _index_ce(input, target, dim, weight, ignore_index, label_smoothing, fast,
                           inplace_backward)
     if not weighted_mean and weight is not None:
         den = (target != ignore_index).to(input.dtype)
     return reduce(loss, reduction, denominator=den, sample_weight=sample_weight, mask=mask,
                   normalizer=normalizer, empty=empty)
+
+
+
+
+
+def _pytorch_cross_entropy(x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+                           label_smoothing: float, reduction: str) -> Tensor | None:
+    """``F.cross_entropy`` of channels-first logits where it is this loss, else ``None``: a class
+    index out of range (the low-memory path names it), and a result that is not finite — an
+    all-ignored mean (NaN there, 0 here), smoothing mass on a −inf class (inf there, dropped
+    here), or a NaN input, for which the low-memory path gives the same NaN."""
+    try:
+        out = F.cross_entropy(x, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+                              label_smoothing=label_smoothing)
+    except (IndexError, RuntimeError):
+        return None
+    finite = math.isfinite(out.item()) if out.ndim == 0 else bool(torch.isfinite(out.detach()).all())
+    return out if finite else None
 
 
 def _index_ce(input: Tensor, target: Tensor, dim: int, weight: Tensor | None, ignore_index: int,
@@ -831,9 +865,11 @@ def binary_cross_entropy_with_logits(
     broadcast element weight (``"mean"`` still divides by the element count);
     ``sample_weight`` gives the weighted mean Σ s·ℓ / Σ s. It is computed on logits clamped to
     ±sqrt(max float), so a −inf logit with target 0 costs 0 with a zero gradient (PyTorch: NaN):
-    on CPU without ``weight`` and ``pos_weight`` by the C kernel of :func:`sigmoid_focal_loss`
-    at γ = 0 (which saves only the inputs), else by PyTorch's kernel
-    (``(1-t)·x + (1 + (pw-1)·t)·log(1 + e^{-x})`` in its overflow-free form).
+    on CPU without ``weight`` and ``pos_weight`` from 2**18 elements by the C kernel of
+    :func:`sigmoid_focal_loss` at γ = 0 (which saves only the inputs), else by PyTorch's kernel
+    (``(1-t)·x + (1 + (pw-1)·t)·log(1 + e^{-x})`` in its overflow-free form, with its own
+    reduction for the plain ones; on CPU the clamp is skipped when one ``aminmax`` shows every
+    logit within it).
 
     Args:
         input: logits, any shape (multi-label: ``(N, C)`` or ``(N, C, *)`` with ``class_dim=1``).
@@ -866,7 +902,7 @@ def binary_cross_entropy_with_logits(
     target = target.to(input.dtype)
     weight = _element_weight(weight, input)
     pw = _pos_weight(pos_weight, input, class_dim)
-    if weight is None and pw is None and use_fast_path() and \
+    if weight is None and pw is None and use_fast_path() and input.numel() >= _SMALL_LOGITS and \
             _native.kernel("sigmoid_focal_int", input, target) is not None:
         # the sigmoid focal loss at γ = 0 without α is this loss, clamp included: its C kernel
         # (elsewhere PyTorch's one kernel beats the focal loss's PyTorch chunks)
