@@ -457,9 +457,6 @@ def cross_entropy(
                   normalizer=normalizer, empty=empty)
 
 
-
-
-
 def _pytorch_cross_entropy(x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
                            label_smoothing: float, reduction: str) -> Tensor | None:
     """``F.cross_entropy`` of channels-first logits where it is this loss, else ``None``: a class
@@ -1391,8 +1388,6 @@ def _signed_target(input: Tensor, target: Tensor, target_kind: str) -> Tensor:
     return 2.0 * y - 1.0 if target_kind == "01" else y
 
 
-
-
 @register(
     "hinge",
     family="classification",
@@ -1552,8 +1547,6 @@ class SquaredHingeLoss(LossModule):
     """Module form of :func:`squared_hinge_loss`."""
 
     fn = staticmethod(squared_hinge_loss)
-
-
 
 
 @register(
