@@ -202,36 +202,52 @@ def test_msle_is_accurate_from_equal_values_to_sixty_decades_apart(native: bool,
 @needs_native
 @pytest.mark.parametrize(("gamma_neg", "clip", "eps"),
                          [(4.0, 0.05, 1e-8), (1.0, 0.2, 0.0), (2.0, 1e-9, 1e-8)])
-def test_asymmetric_binary_blocks_and_soft_blocks_give_one_gradient(gamma_neg: float, clip: float,
-                                                                    eps: float) -> None:
-    # the gradient kernel takes a shorter form on blocks of 0/1 targets: blocks of hard labels,
-    # of soft labels and one with a NaN target side by side, against the float64 composed form
+def test_asymmetric_binary_blocks_and_soft_blocks_give_one_loss_and_gradient(gamma_neg: float, clip: float,
+                                                                             eps: float) -> None:
+    # the kernels take shorter forms on blocks of 0/1 targets: blocks of hard labels, of soft
+    # labels and one with a NaN target side by side, the losses, their sum and the gradient against
+    # the float64 composed form
     import losskit.functional as LF
 
     gen = torch.Generator().manual_seed(13)
     n = 5 * 4096 + 77
     x = torch.randn(n, generator=gen, dtype=torch.float64) * 4
     x[:200] = torch.linspace(-40.0, 40.0, 200, dtype=torch.float64)
+    x[200] = -math.inf
+    x[201] = math.inf
     t = (torch.rand(n, generator=gen, dtype=torch.float64) < 0.3).double()
     t[4096:8192] = torch.rand(4096, generator=gen, dtype=torch.float64)    # a block of soft labels
     t[9000] = 0.5                                                          # one soft label
     t[13000] = float("nan")
+    t[200:202] = torch.tensor([1.0, 0.0], dtype=torch.float64)
     g = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
-    opts = {"gamma_pos": 0.0, "gamma_neg": gamma_neg, "clip": clip, "eps": eps, "reduction": "none"}
+    opts = {"gamma_pos": 0.0, "gamma_neg": gamma_neg, "clip": clip, "eps": eps}
+    xr = x.clone().requires_grad_()
+    log_p = torch.nn.functional.logsigmoid(xr)
+    log_q = torch.log(torch.clamp(torch.sigmoid(-xr) + clip, max=1.0))
+    if eps > 0:
+        log_p, log_q = log_p.clamp(min=math.log(eps)), log_q.clamp(min=math.log(eps))
+    p_m = torch.clamp(torch.sigmoid(xr) - clip, min=0.0)
+    # t·log p at t = 0 and x = -inf would be 0·(-inf) without the floor: the terms one at a time
+    want = -torch.where(t == 1, log_p, torch.where(t == 0, p_m**gamma_neg * log_q,
+                                                    t * log_p + (1 - t) * p_m**gamma_neg * log_q))
+    finite = torch.ones(n, dtype=torch.bool)
+    finite[13000] = False
+    keep = finite.clone()
+    keep[200:202] = False                               # the infinite logits: values only
+    (want_grad,) = torch.autograd.grad(want[keep], xr, g[keep])
+    want = want.detach()
     for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
         xs = x.to(dtype).requires_grad_()
-        (gx,) = torch.autograd.grad(LF.asymmetric_loss(xs, t.to(dtype), **opts), xs, g.to(dtype))
-        xr = x.clone().requires_grad_()
-        log_p = torch.nn.functional.logsigmoid(xr)
-        log_q = torch.log(torch.clamp(torch.sigmoid(-xr) + clip, max=1.0))
-        if eps > 0:
-            log_p, log_q = log_p.clamp(min=math.log(eps)), log_q.clamp(min=math.log(eps))
-        p_m = torch.clamp(torch.sigmoid(xr) - clip, min=0.0)
-        (want,) = torch.autograd.grad(-(t * log_p + (1 - t) * p_m**gamma_neg * log_q), xr, g)
-        assert torch.isnan(gx[13000]) and torch.isnan(want[13000])
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[13000] = False
-        torch.testing.assert_close(gx.double()[keep], want[keep], rtol=tol, atol=tol * 1e-2)
+        got = LF.asymmetric_loss(xs, t.to(dtype), reduction="none", **opts)
+        (gx,) = torch.autograd.grad(got, xs, g.to(dtype))
+        assert torch.isnan(got[13000]) and torch.isnan(gx[13000])
+        torch.testing.assert_close(got.double()[finite], want[finite], rtol=tol, atol=tol * 1e-2)
+        positive = finite & (t == 1)    # softplus(-x): relatively accurate down to e^-x
+        torch.testing.assert_close(got.double()[positive], want[positive], rtol=tol, atol=0.0)
+        torch.testing.assert_close(gx.double()[keep], want_grad[keep], rtol=tol, atol=tol * 1e-2)
+        total = LF.asymmetric_loss(x[finite].to(dtype), t[finite].to(dtype), reduction="sum", **opts)
+        torch.testing.assert_close(total.double(), want[finite].sum(), rtol=tol, atol=0.0)
 
 
 def test_a_failed_build_leaves_the_pytorch_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

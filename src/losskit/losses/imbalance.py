@@ -590,7 +590,7 @@ def _asymmetric_parts(x: Tensor, gamma_pos: float, gamma_neg: float, clip: float
 def _asymmetric_value(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, clip: float,
                       eps: float) -> Tensor:
     pos, neg = _asymmetric_parts(x, gamma_pos, gamma_neg, clip, eps)
-    return pos.sub_(neg).mul_(t).add_(neg).neg_()  # -(t·pos + (1-t)·neg)
+    return torch.lerp(neg, pos, t).neg_()  # -(t·pos + (1-t)·neg), exact at t = 0 and t = 1
 
 
 def _asymmetric_total(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, clip: float,
@@ -637,7 +637,7 @@ def _asymmetric_grad(x: Tensor, t: Tensor, gamma_pos: float, gamma_neg: float, c
         dneg = factor.mul_(dlog_q).addcmul_(dfactor, log_q)
     else:
         dneg = torch.addcmul(dlog_q, sn, log_q, value=gamma_neg).mul_(power_(s, gamma_neg))
-    return dpos.sub(dneg).mul_(t).add_(dneg).neg_()  # -(t·dpos + (1-t)·dneg)
+    return torch.lerp(dneg, dpos, t).neg_()  # -(t·dpos + (1-t)·dneg)
 
 
 def _asymmetric_native(gamma_pos: float, gamma_neg: float, clip: float,
