@@ -201,7 +201,7 @@ def test_msle_is_accurate_from_equal_values_to_sixty_decades_apart(native: bool,
 
 @needs_native
 @pytest.mark.parametrize(("gamma_neg", "clip", "eps"),
-                         [(4.0, 0.05, 1e-8), (1.0, 0.2, 0.0), (2.0, 1e-9, 1e-8)])
+                         [(4.0, 0.05, 1e-8), (1.0, 0.2, 0.0), (2.0, 1e-9, 1e-8), (3.0, 0.1, 1e-8)])
 def test_asymmetric_binary_blocks_and_soft_blocks_give_one_loss_and_gradient(gamma_neg: float, clip: float,
                                                                              eps: float) -> None:
     # the kernels take shorter forms on blocks of 0/1 targets: blocks of hard labels, of soft

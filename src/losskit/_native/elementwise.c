@@ -275,9 +275,10 @@ LK_INLINE real log1p_given(real u, real v) {
     }
 
 /* Losses with cheaper forms for targets in {0, 1} (one of two terms per element): the passes go
- * over blocks of LK_BLOCK elements, and a block whose targets are all 0 or 1 runs BINARY_LOSS and
- * BINARY_GRAD when FAST(P) holds for the options, LOSS and GRAD otherwise. The sums add each
- * LK_SUM_BLOCK elements of a block in the loss's type, as LK_DEFINE_VALUES does. */
+ * over blocks of LK_BLOCK elements, and a block whose targets are all 0 or 1 runs BINARY_LOSS##_k
+ * and BINARY_GRAD##_k when FAST(P) gives a variant k ≥ 1 for the options, LOSS and GRAD
+ * otherwise. The sums add each LK_SUM_BLOCK elements of a block in the loss's type, as
+ * LK_DEFINE_VALUES does. */
 #define LK_BLOCK 4096
 
 LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
@@ -287,15 +288,19 @@ LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
     return !other;
 }
 
-/* Over the blocks of [0, n): BODY(lo, hi, FN) with FN the binary or the general form. */
+/* Over the blocks of [0, n): BODY(lo, hi, FN) with FN the general form or, on a binary block,
+ * BINARY_FN##_k for k = fast in 1…4 (FAST(P) is 0 where no binary form applies): the variant
+ * is picked once per block, so that a loop-invariant option (an exponent) is a constant in it. */
 #define LK_BLOCKS(CLAUSES, BODY, FN, BINARY_FN)                                                   \
     LK_OMP(parallel for schedule(static) num_threads(threads) if (parallel : n >= LK_PARALLEL_MIN) CLAUSES) \
     for (int64_t b = 0; b < (n + LK_BLOCK - 1) / LK_BLOCK; b++) {                                 \
         const int64_t lo = b * LK_BLOCK, hi = lo + LK_BLOCK < n ? lo + LK_BLOCK : n;              \
-        if (fast && binary_block(t, lo, hi)) {                                                    \
-            BODY(lo, hi, BINARY_FN)                                                               \
-        } else {                                                                                  \
-            BODY(lo, hi, FN)                                                                      \
+        switch (fast && binary_block(t, lo, hi) ? fast : 0) {                                     \
+        case 1: BODY(lo, hi, BINARY_FN##_1) break;                                                \
+        case 2: BODY(lo, hi, BINARY_FN##_2) break;                                                \
+        case 3: BODY(lo, hi, BINARY_FN##_3) break;                                                \
+        case 4: BODY(lo, hi, BINARY_FN##_4) break;                                                \
+        default: BODY(lo, hi, FN)                                                                 \
         }                                                                                         \
     }
 
@@ -825,8 +830,9 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
  * and one log, where the general form takes two divisions and two series. With e = e^-|x|,
  * d = 1 + e and D = (σ(-x) + m)·d (e + m·d for x ≥ 0, 1 + m·d below), σ(±x) and 1/(σ(-x) + m)
  * are quotients by d·D. The log's argument is at least m, a normal number (the condition of
- * asymmetric_binary_applies). */
-LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
+ * asymmetric_binary_applies). k = γ₋, a constant in each of the four variants (a power by the
+ * exponent's bits in the loop had cost 9 % of the gradient). */
+LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P, int k) {
     real e = EXP_NEG(-R(fabs)(x)), d = 1 + e;
     real num = x >= 0 ? e : (real)1, num_s = x >= 0 ? (real)1 : e;
     real big = num + P->c * d;
@@ -837,25 +843,36 @@ LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P) {
     real live = log_q >= P->e ? (real)1 : (real)0;
     real p_m = pos_part(s - P->c);
     real inv_u = d * d * inv;                   /* 1/(σ(-x) + m) */
-    real neg = pow_small(p_m, P->b - 1) * s * sn * (P->b * at_least(log_q, P->e) - p_m * inv_u * live);
+    real neg = pow_small(p_m, k - 1) * s * sn * (k * at_least(log_q, P->e) - p_m * inv_u * live);
     return t != 0 ? (s >= P->g ? -sn : (real)0) : -neg;
 }
 /* The loss for binary targets under the same conditions: a positive costs
  * min(softplus(-x), -log ε), a negative -p_m^γ₋·log q; one log serves both, of 1 + e (with
  * log1p_given's rounding correction) or of q. */
-LK_INLINE real asymmetric_binary_loss(real x, real t, const params *P) {
+LK_INLINE real asymmetric_binary_loss(real x, real t, const params *P, int k) {
     real e = EXP_NEG(-R(fabs)(x)), d = 1 + e;
     real inv = 1 / d;
     real sn = (x >= 0 ? e : (real)1) * inv, s = (x >= 0 ? (real)1 : e) * inv;
     real q = sn + P->c < 1 ? sn + P->c : (real)1;
     real log_arg = LOG_UNIT(t != 0 ? d : q) + (t != 0 ? e - (d - 1) : (real)0);
     real pos = pos_part(-x) + log_arg;
-    real neg = pow_small(pos_part(s - P->c), P->b) * at_least(log_arg, P->e);
+    real neg = pow_small(pos_part(s - P->c), k) * at_least(log_arg, P->e);
     return t != 0 ? (pos < -P->d ? pos : -P->d) : -neg;
 }
+/* The variant: γ₋ itself (1…4), 0 where the binary forms do not apply. */
 LK_INLINE int asymmetric_binary_applies(const params *P) {
-    return P->a == 0 && P->b >= 1 && P->c >= LK_TINY;
+    return P->a == 0 && P->b >= 1 && P->b <= 4 && P->b == (int)P->b && P->c >= LK_TINY ? (int)P->b : 0;
 }
+#define LK_WITH_POWER(name, fn, k)                                                                \
+    LK_INLINE real name##_##k(real x, real t, const params *P) { return fn(x, t, P, k); }
+LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 1)
+LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 2)
+LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 3)
+LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 4)
+LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 1)
+LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 2)
+LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 3)
+LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 4)
 
 LK_ASYMMETRIC_FORMS(asymmetric_ii_clip, pow_small, pow_small, 1)
 LK_DEFINE_BINARY(asymmetric_ii_clip, asymmetric_ii_clip_loss, asymmetric_ii_clip_grad,
