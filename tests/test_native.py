@@ -471,10 +471,11 @@ def test_plane_kernels_match_pytorch_on_channels_first_logits(dtype: torch.dtype
 
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("target", ["index", "onehot", "soft"])
 def test_region_kernels_match_the_composed_dice_over_threads(monkeypatch: pytest.MonkeyPatch,
-                                                             dtype: torch.dtype) -> None:
+                                                             dtype: torch.dtype, target: str) -> None:
     # 3 × 5 × 97 × 101 logits (chunks of positions over two threads, a ragged last one), ignored
-    # pixels, per-image and batch reductions, Dice, Jaccard and Tversky
+    # pixels (index targets), per-image and batch reductions, Dice, Jaccard and Tversky
     import losskit.functional as LF
     import losskit.losses.segmentation as seg
 
@@ -482,6 +483,11 @@ def test_region_kernels_match_the_composed_dice_over_threads(monkeypatch: pytest
     x = (torch.randn(3, 5, 97, 101, generator=gen, dtype=torch.float64) * 3).to(dtype)
     y = torch.randint(0, 5, (3, 97, 101), generator=gen)
     y[:, ::7] = 255
+    ignore: dict = {"ignore_index": 255}
+    if target == "onehot":
+        y, ignore = torch.nn.functional.one_hot(y % 5, 5).movedim(-1, 1).to(dtype), {}
+    elif target == "soft":
+        y, ignore = torch.softmax(torch.randn(x.shape, generator=gen, dtype=torch.float64), 1).to(dtype), {}
     tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-11, "atol": 1e-13}
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -492,7 +498,7 @@ def test_region_kernels_match_the_composed_dice_over_threads(monkeypatch: pytest
             for fused_on in (True, False):
                 monkeypatch.setattr(seg, "FUSED", fused_on)
                 a = x.clone().requires_grad_()
-                v = fn(a, y, mode="multiclass", ignore_index=255, reduction="none", **extra)
+                v = fn(a, y, mode="multiclass", reduction="none", **ignore, **extra)
                 upstream = torch.linspace(0.5, 1.5, v.numel(), dtype=dtype).view(v.shape)
                 (ga,) = torch.autograd.grad(v, a, upstream)
                 out.append((v.detach(), ga))

@@ -264,6 +264,10 @@ class SoftmaxRows:
         self._region_forward = entry(f"region_forward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p)
         self._region_backward = entry(f"region_backward_{suffix}_planes", None, p, i64, i64, i64, p, i64,
                                       p, p, p)
+        self._region_soft_forward = entry(f"region_soft_forward_{suffix}_planes", None, p, i64, i64, i64,
+                                          p, p)
+        self._region_soft_backward = entry(f"region_soft_backward_{suffix}_planes", None, p, i64, i64, i64, p,
+                                           p, p, p)
 
     def forward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
                 smoothing: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]:
@@ -326,6 +330,26 @@ class SoftmaxRows:
         batch, classes, positions = x.shape
         self._region_backward(x.data_ptr(), batch, classes, positions, columns.data_ptr(), ignored,
                               g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(), torch.get_num_threads())
+        return out
+
+
+    def region_soft_forward(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`region_forward` against dense targets ``target`` (one-hot or soft labels, ``x``'s
+        shape and dtype, contiguous): Σ p·t, Σ p and Σ t per (n, c)."""
+        batch, classes, positions = x.shape
+        acc = torch.zeros(3, batch, classes, dtype=torch.float64)
+        self._region_soft_forward(x.data_ptr(), batch, classes, positions, target.data_ptr(),
+                                  acc.data_ptr(), torch.get_num_threads())
+        inter, mass, count = acc.to(x.dtype).unbind(0)
+        return inter, mass, count
+
+    def region_soft_backward(self, x: Tensor, target: Tensor, g_inter: Tensor, g_mass: Tensor,
+                             out: Tensor) -> Tensor:
+        """The gradient in ``x`` of Σ g_inter·Σ p·t + Σ g_mass·Σ p, written into ``out``."""
+        batch, classes, positions = x.shape
+        self._region_soft_backward(x.data_ptr(), batch, classes, positions, target.data_ptr(),
+                                   g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(),
+                                   torch.get_num_threads())
         return out
 
 

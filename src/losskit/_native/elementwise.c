@@ -1249,6 +1249,80 @@ void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t 
     }
 }
 
+/* The same sums against dense targets t (one-hot or soft labels, batch × classes × positions
+ * like x): acc[0] inter = Σ p·t, acc[1] mass = Σ p, acc[2] count = Σ t. */
+void SYM(region_soft_forward, planes)(const real *restrict x, int64_t batch, int64_t classes,
+                                      int64_t positions, const real *restrict t,
+                                      double *restrict acc, int threads) {
+    const int64_t step = region_chunk(classes);
+    const int64_t chunks = (positions + step - 1) / step;
+    double *inter = acc, *mass = acc + batch * classes, *count = acc + 2 * batch * classes;
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
+    for (int64_t job = 0; job < batch * chunks; job++) {
+        const int64_t n = job / chunks, s0 = (job % chunks) * step;
+        const int64_t len = positions - s0 < step ? positions - s0 : step;
+        const real *base = x + n * classes * positions + s0;
+        real inv[step], e[classes * step];
+        chunk_softmax(base, classes, positions, len, step, e, inv);
+        for (int64_t c = 0; c < classes; c++) {
+            const real *tc = t + (n * classes + c) * positions + s0;
+            real ic = 0, mc = 0, cc = 0;
+            LK_OMP(simd reduction(+ : ic, mc, cc))
+            for (int64_t k = 0; k < len; k++) {
+                real p = e[c * step + k] * inv[k];
+                ic += p * tc[k];
+                mc += p;
+                cc += tc[k];
+            }
+            LK_OMP(atomic)
+            inter[n * classes + c] += (double)ic;
+            LK_OMP(atomic)
+            mass[n * classes + c] += (double)mc;
+            LK_OMP(atomic)
+            count[n * classes + c] += (double)cc;
+        }
+    }
+}
+
+/* Its gradient in x of Σ g_inter·inter + Σ g_mass·mass: with q = g_mass + g_inter·t,
+ * out = p·(q - Σ_c p·q). */
+void SYM(region_soft_backward, planes)(const real *restrict x, int64_t batch, int64_t classes,
+                                       int64_t positions, const real *restrict t,
+                                       const real *restrict g_inter, const real *restrict g_mass,
+                                       real *restrict out, int threads) {
+    const int64_t step = region_chunk(classes);
+    const int64_t chunks = (positions + step - 1) / step;
+    LK_OMP(parallel for schedule(static) num_threads(threads)
+           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
+    for (int64_t job = 0; job < batch * chunks; job++) {
+        const int64_t n = job / chunks, s0 = (job % chunks) * step;
+        const int64_t len = positions - s0 < step ? positions - s0 : step;
+        const real *base = x + n * classes * positions + s0;
+        real *grad = out + n * classes * positions + s0;
+        const real *gi = g_inter + n * classes, *gm = g_mass + n * classes;
+        real inv[step], dot[step], e[classes * step];
+        chunk_softmax(base, classes, positions, len, step, e, inv);
+        for (int64_t k = 0; k < len; k++) dot[k] = 0;
+        for (int64_t c = 0; c < classes; c++) {
+            const real *tc = t + (n * classes + c) * positions + s0;
+            const real a = gi[c], b = gm[c];
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) {
+                real p = e[c * step + k] * inv[k];
+                e[c * step + k] = p;
+                dot[k] += p * (b + a * tc[k]);
+            }
+        }
+        for (int64_t c = 0; c < classes; c++) {
+            const real *tc = t + (n * classes + c) * positions + s0;
+            const real a = gi[c], b = gm[c];
+            LK_OMP(simd)
+            for (int64_t k = 0; k < len; k++) grad[c * positions + k] = e[c * step + k] * (b + a * tc[k] - dot[k]);
+        }
+    }
+}
+
 /* The gradient in x of Σ g_inter·inter + Σ g_mass·mass: with q = g_mass·[y ≠ ignored] +
  * g_inter·[y = c], out = p·(q - Σ_c p·q) (the softmax's backward); ``out`` may be ``x``. */
 void SYM(region_backward, planes)(const real *x, int64_t batch, int64_t classes, int64_t positions,

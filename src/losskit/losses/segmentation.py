@@ -122,7 +122,9 @@ def region_statistics(
     :math:`g_P + g_I\,y`), keeping only the probabilities and the target for backward. Index
     targets are expanded to a float one-hot by a ``gather`` of an identity's columns (no
     scatter, deterministic), ignored pixels to a zero column, so :math:`P` counts valid pixels
-    only. ``losskit.losses.segmentation.FUSED = False`` selects the composed path (``gather`` /
+    only. On CPU (contiguous float32/float64 logits) C kernels do the softmax and the sums in one
+    sweep for index and for dense targets alike, keeping only the logits and the target.
+    ``losskit.losses.segmentation.FUSED = False`` selects the composed path (``gather`` /
     ``scatter_add`` into ``(N, C)`` bins, autograd), which the tests use as a reference, and
     which ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and ``squared`` always take.
     """
@@ -164,7 +166,10 @@ def region_statistics(
                 )
             (y,) = as_float32(target)
             y = y.to(x.dtype).reshape(n, c, v)
-            if _fused(squared) and not y.requires_grad:
+            kernel = None if y.requires_grad else _native_region_kernel(x, squared, from_logits)
+            if kernel is not None:
+                stats = _NativeSoftRegionSums.apply(x, y.contiguous(), kernel)
+            elif _fused(squared) and not y.requires_grad:
                 inter, mass = _SoftmaxRegionSums.apply(x, y, None, 0, from_logits)
                 stats = (inter, mass, y.sum(-1))
             else:
@@ -365,6 +370,31 @@ class _NativeRegionSums(torch.autograd.Function):
         out = torch.empty_like(x)
         ctx.kernel.region_backward(x, cols, ctx.ignored, g_inter.contiguous(), g_mass.contiguous(), out)
         return out, None, None, None
+
+
+class _NativeSoftRegionSums(torch.autograd.Function):
+    """:class:`_NativeRegionSums` for dense targets (one-hot or soft labels of the logits' shape):
+    ``(Σ p·t, Σ p, Σ t)`` per (n, c) from the C kernels, the logits and the targets kept for
+    backward (the softmax is recomputed); the target takes no gradient here (a target that
+    requires one takes the composed path)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, t: Tensor, kernel: _native.SoftmaxRows) -> tuple[Tensor, Tensor, Tensor]:
+        inter, mass, count = kernel.region_soft_forward(x, t)
+        ctx.save_for_backward(x, t)
+        ctx.kernel = kernel
+        ctx.mark_non_differentiable(count)
+        return inter, mass, count
+
+    @staticmethod
+    def backward(ctx: Any, g_inter: Tensor, g_mass: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:
+        x, t = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: the softmax in differentiable ops
+            grad_p = torch.addcmul(g_mass.unsqueeze(-1), t, g_inter.unsqueeze(-1))
+            return _softmax_grad_differentiable(x, grad_p), None, None
+        out = torch.empty_like(x)
+        ctx.kernel.region_soft_backward(x, t, g_inter.contiguous(), g_mass.contiguous(), out)
+        return out, None, None
 
 
 def _index_stats(p: Tensor, y: Tensor, ignore_index: int | None, squared: bool
