@@ -332,7 +332,6 @@ class SoftmaxRows:
                               g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(), torch.get_num_threads())
         return out
 
-
     def region_soft_forward(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`region_forward` against dense targets ``target`` (one-hot or soft labels, ``x``'s
         shape and dtype, contiguous): Σ p·t, Σ p and Σ t per (n, c)."""
