@@ -761,6 +761,12 @@ LK_FOCAL(sigmoid_focal_any, pow_any)
 
 /* ------------------------------------------------------------------------------ asymmetric */
 
+/* (1 - t)·a + t·b, exactly a at t = 0 and b at t = 1 (as torch.lerp): a + t·(b - a) would
+ * carry the rounding of b - a into a small b at t = 1. */
+LK_INLINE real mix(real t, real a, real b) {
+    return t < (real)0.5 ? a + t * (b - a) : b - (1 - t) * (b - a);
+}
+
 /* Ridnik et al.'s asymmetric loss, a = γ₊, b = γ₋, c = the probability margin m, d = log ε
  * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf, f = log m. With
  * s = σ(x), sn = σ(-x), ss = σσ' and lg = log1p(e^-|x|) (logistic_of):
@@ -769,12 +775,6 @@ LK_FOCAL(sigmoid_focal_any, pow_any)
  *   pos = sn^γ₊·log p;  neg = p_m^γ₋·log(1 - p_m), p_m = max(s - m, 0) (s when m = 0);
  *   ℓ = -(t·pos + (1 - t)·neg), and its derivative by the product rule, each floor and clamp
  *   passing no gradient where it is active. POWP/POWN: pow_small or pow_any for γ₊/γ₋. */
-/* (1 - t)·a + t·b, exactly a at t = 0 and b at t = 1 (as torch.lerp): a + t·(b - a) would
- * carry the rounding of b - a into a small b at t = 1. */
-LK_INLINE real mix(real t, real a, real b) {
-    return t < (real)0.5 ? a + t * (b - a) : b - (1 - t) * (b - a);
-}
-
 /* log min(sn + m, 1) from logistic_of's parts, without a log: log(sn + m) is
  * log sn + log1p(m/sn) where sn ≥ m and log m + log1p(sn/m) below, each log1p of a ratio in
  * [0, 1] with h = num/(2·den + num); log sn = -max(x, 0) - lg. c = m, f = log m. */
@@ -863,16 +863,16 @@ LK_INLINE real asymmetric_binary_loss(real x, real t, const params *P, int k) {
 LK_INLINE int asymmetric_binary_applies(const params *P) {
     return P->a == 0 && P->b >= 1 && P->b <= 4 && P->b == (int)P->b && P->c >= LK_TINY ? (int)P->b : 0;
 }
-#define LK_WITH_POWER(name, fn, k)                                                                \
-    LK_INLINE real name##_##k(real x, real t, const params *P) { return fn(x, t, P, k); }
-LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 1)
-LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 2)
-LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 3)
-LK_WITH_POWER(asymmetric_binary_loss, asymmetric_binary_loss, 4)
-LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 1)
-LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 2)
-LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 3)
-LK_WITH_POWER(asymmetric_binary_grad, asymmetric_binary_grad, 4)
+#define LK_WITH_POWER(fn, k)                                                                      \
+    LK_INLINE real fn##_##k(real x, real t, const params *P) { return fn(x, t, P, k); }
+LK_WITH_POWER(asymmetric_binary_loss, 1)
+LK_WITH_POWER(asymmetric_binary_loss, 2)
+LK_WITH_POWER(asymmetric_binary_loss, 3)
+LK_WITH_POWER(asymmetric_binary_loss, 4)
+LK_WITH_POWER(asymmetric_binary_grad, 1)
+LK_WITH_POWER(asymmetric_binary_grad, 2)
+LK_WITH_POWER(asymmetric_binary_grad, 3)
+LK_WITH_POWER(asymmetric_binary_grad, 4)
 
 LK_ASYMMETRIC_FORMS(asymmetric_ii_clip, pow_small, pow_small, 1)
 LK_DEFINE_BINARY(asymmetric_ii_clip, asymmetric_ii_clip_loss, asymmetric_ii_clip_grad,
