@@ -522,6 +522,10 @@ def test_fused_path_half_extreme_double_backward_and_compile(monkeypatch: pytest
     xs = x[:1, :, :2].clone().requires_grad_(True)
     ys = y[:1, :, :2] if y.is_floating_point() else y[:1, :2]
     assert torch.autograd.gradgradcheck(lambda a: LF.dice_loss(a, ys, reduction="none", **kw), (xs,))
+    # ... whose differentiable first derivative is the plain one
+    (plain,) = torch.autograd.grad(LF.dice_loss(xs, ys, **kw), xs)
+    (graph,) = torch.autograd.grad(LF.dice_loss(xs, ys, **kw), xs, create_graph=True)
+    torch.testing.assert_close(graph, plain, **TOL)
     # torch.compile traces the fused path in one graph
     fn = torch.compile(lambda a, b: LF.dice_loss(a, b, **kw), backend="eager", fullgraph=True)
     xc = x.clone().requires_grad_(True)

@@ -261,13 +261,9 @@ class SoftmaxRows:
                                    ctypes.c_double, p, p, p)
         self._soft_backward = entry(f"soft_ce_backward_{suffix}_rows", None, p, i64, i64, p, p,
                                     ctypes.c_double, p, p, p, p)
-        self._region_forward = entry(f"region_forward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p)
+        self._region_forward = entry(f"region_forward_{suffix}_planes", None, p, i64, i64, i64, p, i64, p, p)
         self._region_backward = entry(f"region_backward_{suffix}_planes", None, p, i64, i64, i64, p, i64,
-                                      p, p, p)
-        self._region_soft_forward = entry(f"region_soft_forward_{suffix}_planes", None, p, i64, i64, i64,
-                                          p, p)
-        self._region_soft_backward = entry(f"region_soft_backward_{suffix}_planes", None, p, i64, i64, i64, p,
-                                           p, p, p)
+                                      p, p, p, p)
 
     def forward(self, x: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
                 smoothing: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, int]:
@@ -312,44 +308,34 @@ class SoftmaxRows:
                             torch.get_num_threads())
         return out
 
-    def region_forward(self, x: Tensor, columns: Tensor, ignored: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Softmax region sums of ``x`` ``(batch, classes, positions)`` against ``columns``
-        ``(batch, positions)`` (the class, or ``ignored`` for a pixel left out): per (n, c) the
-        intersection Σ p·[y = c], the mass Σ p over the kept pixels and the count Σ [y = c],
-        accumulated in float64 and returned in ``x``'s dtype."""
+    def region_forward(self, x: Tensor, target: Tensor, ignored: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Softmax region sums of ``x`` ``(batch, classes, positions)`` against ``target``: int64
+        columns ``(batch, positions)`` (the class, or ``ignored`` for a pixel left out), or dense
+        labels of ``x``'s shape and dtype (one-hot or soft; ``ignored`` unused). Per (n, c) the
+        intersection Σ p·[y = c] (Σ p·t), the mass Σ p over the kept pixels and the count
+        Σ [y = c] (Σ t), accumulated in float64 and returned in ``x``'s dtype. ``target``
+        contiguous."""
         batch, classes, positions = x.shape
+        columns, dense = _region_target(target)
         acc = torch.zeros(3, batch, classes, dtype=torch.float64)
-        self._region_forward(x.data_ptr(), batch, classes, positions, columns.data_ptr(), ignored,
+        self._region_forward(x.data_ptr(), batch, classes, positions, columns, ignored, dense,
                              acc.data_ptr(), torch.get_num_threads())
         inter, mass, count = acc.to(x.dtype).unbind(0)
         return inter, mass, count
 
-    def region_backward(self, x: Tensor, columns: Tensor, ignored: int, g_inter: Tensor, g_mass: Tensor,
+    def region_backward(self, x: Tensor, target: Tensor, ignored: int, g_inter: Tensor, g_mass: Tensor,
                         out: Tensor) -> Tensor:
         """The gradient in ``x`` of Σ g_inter·inter + Σ g_mass·mass, written into ``out``."""
         batch, classes, positions = x.shape
-        self._region_backward(x.data_ptr(), batch, classes, positions, columns.data_ptr(), ignored,
+        columns, dense = _region_target(target)
+        self._region_backward(x.data_ptr(), batch, classes, positions, columns, ignored, dense,
                               g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(), torch.get_num_threads())
         return out
 
-    def region_soft_forward(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`region_forward` against dense targets ``target`` (one-hot or soft labels, ``x``'s
-        shape and dtype, contiguous): Σ p·t, Σ p and Σ t per (n, c)."""
-        batch, classes, positions = x.shape
-        acc = torch.zeros(3, batch, classes, dtype=torch.float64)
-        self._region_soft_forward(x.data_ptr(), batch, classes, positions, target.data_ptr(),
-                                  acc.data_ptr(), torch.get_num_threads())
-        inter, mass, count = acc.to(x.dtype).unbind(0)
-        return inter, mass, count
 
-    def region_soft_backward(self, x: Tensor, target: Tensor, g_inter: Tensor, g_mass: Tensor,
-                             out: Tensor) -> Tensor:
-        """The gradient in ``x`` of Σ g_inter·Σ p·t + Σ g_mass·Σ p, written into ``out``."""
-        batch, classes, positions = x.shape
-        self._region_soft_backward(x.data_ptr(), batch, classes, positions, target.data_ptr(),
-                                   g_inter.data_ptr(), g_mass.data_ptr(), out.data_ptr(),
-                                   torch.get_num_threads())
-        return out
+def _region_target(target: Tensor) -> tuple[int | None, int | None]:
+    """The region kernels' (columns, dense) pointers: one of them, by the target's dtype."""
+    return (None, target.data_ptr()) if target.is_floating_point() else (target.data_ptr(), None)
 
 
 def _ptr(t: Tensor | None) -> int | None:

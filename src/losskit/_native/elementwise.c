@@ -1185,7 +1185,9 @@ void SYM(ce_backward, planes)(const real *x, int64_t batch, int64_t classes, int
 /* From logits x (batch × classes × positions) and columns y (batch × positions: the class, or
  * ``ignored`` for a pixel left out), with p the softmax over the classes, accumulate per (n, c)
  * in double: acc[0] inter = Σ p·[y = c], acc[1] mass = Σ p·[y ≠ ignored], acc[2] count =
- * Σ [y = c] (acc: 3 × batch × classes, zeroed by the caller). One exp per logit: a chunk's
+ * Σ [y = c] (acc: 3 × batch × classes, zeroed by the caller). With dense targets (one-hot or
+ * soft labels, x's shape) instead of columns: Σ p·t, Σ p and Σ t, each chunk's sums in the
+ * loss's type. One exp per logit: a chunk's
  * exponentials stay in a buffer of at most 8192 numbers. */
 static int64_t region_chunk(int64_t classes) {
     int64_t len = 8192 / (classes > 0 ? classes : 1);
@@ -1217,7 +1219,7 @@ LK_INLINE void chunk_softmax(const real *base, int64_t classes, int64_t position
 
 void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t classes,
                                  int64_t positions, const int64_t *restrict y, int64_t ignored,
-                                 double *restrict acc, int threads) {
+                                 const real *restrict dense, double *restrict acc, int threads) {
     const int64_t step = region_chunk(classes);
     const int64_t chunks = (positions + step - 1) / step;
     double *inter = acc, *mass = acc + batch * classes, *count = acc + 2 * batch * classes;
@@ -1232,12 +1234,25 @@ void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t 
         chunk_softmax(base, classes, positions, len, step, e, inv);
         for (int64_t c = 0; c < classes; c++) {
             double ic = 0, mc = 0, cc = 0;
-            LK_OMP(simd reduction(+ : ic, mc, cc))
-            for (int64_t k = 0; k < len; k++) {
-                real p = e[c * step + k] * inv[k];
-                ic += col[k] == c ? (double)p : 0.0;
-                mc += col[k] != ignored ? (double)p : 0.0;
-                cc += col[k] == c ? 1.0 : 0.0;
+            if (dense != NULL) {
+                const real *tc = dense + (n * classes + c) * positions + s0;
+                real pi = 0, pm = 0, pc = 0;
+                LK_OMP(simd reduction(+ : pi, pm, pc))
+                for (int64_t k = 0; k < len; k++) {
+                    real p = e[c * step + k] * inv[k];
+                    pi += p * tc[k];
+                    pm += p;
+                    pc += tc[k];
+                }
+                ic = pi, mc = pm, cc = pc;
+            } else {
+                LK_OMP(simd reduction(+ : ic, mc, cc))
+                for (int64_t k = 0; k < len; k++) {
+                    real p = e[c * step + k] * inv[k];
+                    ic += col[k] == c ? (double)p : 0.0;
+                    mc += col[k] != ignored ? (double)p : 0.0;
+                    cc += col[k] == c ? 1.0 : 0.0;
+                }
             }
             LK_OMP(atomic)
             inter[n * classes + c] += ic;
@@ -1249,84 +1264,11 @@ void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t 
     }
 }
 
-/* The same sums against dense targets t (one-hot or soft labels, batch × classes × positions
- * like x): acc[0] inter = Σ p·t, acc[1] mass = Σ p, acc[2] count = Σ t. */
-void SYM(region_soft_forward, planes)(const real *restrict x, int64_t batch, int64_t classes,
-                                      int64_t positions, const real *restrict t,
-                                      double *restrict acc, int threads) {
-    const int64_t step = region_chunk(classes);
-    const int64_t chunks = (positions + step - 1) / step;
-    double *inter = acc, *mass = acc + batch * classes, *count = acc + 2 * batch * classes;
-    LK_OMP(parallel for schedule(static) num_threads(threads)
-           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
-    for (int64_t job = 0; job < batch * chunks; job++) {
-        const int64_t n = job / chunks, s0 = (job % chunks) * step;
-        const int64_t len = positions - s0 < step ? positions - s0 : step;
-        const real *base = x + n * classes * positions + s0;
-        real inv[step], e[classes * step];
-        chunk_softmax(base, classes, positions, len, step, e, inv);
-        for (int64_t c = 0; c < classes; c++) {
-            const real *tc = t + (n * classes + c) * positions + s0;
-            real ic = 0, mc = 0, cc = 0;
-            LK_OMP(simd reduction(+ : ic, mc, cc))
-            for (int64_t k = 0; k < len; k++) {
-                real p = e[c * step + k] * inv[k];
-                ic += p * tc[k];
-                mc += p;
-                cc += tc[k];
-            }
-            LK_OMP(atomic)
-            inter[n * classes + c] += (double)ic;
-            LK_OMP(atomic)
-            mass[n * classes + c] += (double)mc;
-            LK_OMP(atomic)
-            count[n * classes + c] += (double)cc;
-        }
-    }
-}
-
-/* Its gradient in x of Σ g_inter·inter + Σ g_mass·mass: with q = g_mass + g_inter·t,
- * out = p·(q - Σ_c p·q). */
-void SYM(region_soft_backward, planes)(const real *restrict x, int64_t batch, int64_t classes,
-                                       int64_t positions, const real *restrict t,
-                                       const real *restrict g_inter, const real *restrict g_mass,
-                                       real *restrict out, int threads) {
-    const int64_t step = region_chunk(classes);
-    const int64_t chunks = (positions + step - 1) / step;
-    LK_OMP(parallel for schedule(static) num_threads(threads)
-           if (parallel : batch * classes * positions >= LK_PARALLEL_MIN))
-    for (int64_t job = 0; job < batch * chunks; job++) {
-        const int64_t n = job / chunks, s0 = (job % chunks) * step;
-        const int64_t len = positions - s0 < step ? positions - s0 : step;
-        const real *base = x + n * classes * positions + s0;
-        real *grad = out + n * classes * positions + s0;
-        const real *gi = g_inter + n * classes, *gm = g_mass + n * classes;
-        real inv[step], dot[step], e[classes * step];
-        chunk_softmax(base, classes, positions, len, step, e, inv);
-        for (int64_t k = 0; k < len; k++) dot[k] = 0;
-        for (int64_t c = 0; c < classes; c++) {
-            const real *tc = t + (n * classes + c) * positions + s0;
-            const real a = gi[c], b = gm[c];
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                real p = e[c * step + k] * inv[k];
-                e[c * step + k] = p;
-                dot[k] += p * (b + a * tc[k]);
-            }
-        }
-        for (int64_t c = 0; c < classes; c++) {
-            const real *tc = t + (n * classes + c) * positions + s0;
-            const real a = gi[c], b = gm[c];
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) grad[c * positions + k] = e[c * step + k] * (b + a * tc[k] - dot[k]);
-        }
-    }
-}
-
 /* The gradient in x of Σ g_inter·inter + Σ g_mass·mass: with q = g_mass·[y ≠ ignored] +
- * g_inter·[y = c], out = p·(q - Σ_c p·q) (the softmax's backward); ``out`` may be ``x``. */
+ * g_inter·[y = c] (g_mass + g_inter·t against dense targets), out = p·(q - Σ_c p·q) (the
+ * softmax's backward); ``out`` may be ``x``. */
 void SYM(region_backward, planes)(const real *x, int64_t batch, int64_t classes, int64_t positions,
-                                  const int64_t *restrict y, int64_t ignored,
+                                  const int64_t *restrict y, int64_t ignored, const real *restrict dense,
                                   const real *restrict g_inter, const real *restrict g_mass,
                                   real *out, int threads) {
     const int64_t step = region_chunk(classes);
@@ -1338,27 +1280,43 @@ void SYM(region_backward, planes)(const real *x, int64_t batch, int64_t classes,
         const int64_t len = positions - s0 < step ? positions - s0 : step;
         const real *base = x + n * classes * positions + s0;
         real *grad = out + n * classes * positions + s0;
-        const int64_t *col = y + n * positions + s0;
+        const int64_t *col = y == NULL ? NULL : y + n * positions + s0;
         const real *gi = g_inter + n * classes, *gm = g_mass + n * classes;
         real inv[step], dot[step], e[classes * step];
         chunk_softmax(base, classes, positions, len, step, e, inv);
         for (int64_t k = 0; k < len; k++) dot[k] = 0;
         for (int64_t c = 0; c < classes; c++) {
             const real a = gi[c], b = gm[c];
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                real p = e[c * step + k] * inv[k];
-                real q = (col[k] != ignored ? b : (real)0) + (col[k] == c ? a : (real)0);
-                e[c * step + k] = p;
-                dot[k] += p * q;
+            const real *tc = dense == NULL ? NULL : dense + (n * classes + c) * positions + s0;
+            if (tc != NULL) {
+                LK_OMP(simd)
+                for (int64_t k = 0; k < len; k++) {
+                    real p = e[c * step + k] * inv[k];
+                    e[c * step + k] = p;
+                    dot[k] += p * (b + a * tc[k]);
+                }
+            } else {
+                LK_OMP(simd)
+                for (int64_t k = 0; k < len; k++) {
+                    real p = e[c * step + k] * inv[k];
+                    e[c * step + k] = p;
+                    dot[k] += p * ((col[k] != ignored ? b : (real)0) + (col[k] == c ? a : (real)0));
+                }
             }
         }
         for (int64_t c = 0; c < classes; c++) {
             const real a = gi[c], b = gm[c];
-            LK_OMP(simd)
-            for (int64_t k = 0; k < len; k++) {
-                real q = (col[k] != ignored ? b : (real)0) + (col[k] == c ? a : (real)0);
-                grad[c * positions + k] = e[c * step + k] * (q - dot[k]);
+            const real *tc = dense == NULL ? NULL : dense + (n * classes + c) * positions + s0;
+            real *row = grad + c * positions;
+            if (tc != NULL) {
+                LK_OMP(simd)
+                for (int64_t k = 0; k < len; k++) row[k] = e[c * step + k] * (b + a * tc[k] - dot[k]);
+            } else {
+                LK_OMP(simd)
+                for (int64_t k = 0; k < len; k++) {
+                    real q = (col[k] != ignored ? b : (real)0) + (col[k] == c ? a : (real)0);
+                    row[k] = e[c * step + k] * (q - dot[k]);
+                }
             }
         }
     }

@@ -168,7 +168,7 @@ def region_statistics(
             y = y.to(x.dtype).reshape(n, c, v)
             kernel = None if y.requires_grad else _native_region_kernel(x, squared, from_logits)
             if kernel is not None:
-                stats = _NativeSoftRegionSums.apply(x, y.contiguous(), kernel)
+                stats = _NativeRegionSums.apply(x, y.contiguous(), -1, kernel)
             elif _fused(squared) and not y.requires_grad:
                 inter, mass = _SoftmaxRegionSums.apply(x, y, None, 0, from_logits)
                 stats = (inter, mass, y.sum(-1))
@@ -346,55 +346,33 @@ def _native_region_kernel(x: Tensor, squared: bool, from_logits: bool) -> _nativ
 
 
 class _NativeRegionSums(torch.autograd.Function):
-    """:class:`_SoftmaxRegionSums` for index targets through the C kernels of
-    :mod:`losskit._native`: the softmax, the one-hot and the sums in one sweep (one ``exp`` per
-    logit each way), and only the logits and the index columns kept for backward (the softmax is
-    recomputed). Returns ``(inter, mass, count)``; the count takes no gradient."""
+    """:class:`_SoftmaxRegionSums` through the C kernels of :mod:`losskit._native`: the softmax
+    and the sums in one sweep (one ``exp`` per logit each way) against index columns (no one-hot)
+    or dense targets (one-hot or soft labels, which take no gradient here), and only the logits
+    and the target kept for backward (the softmax is recomputed). Returns ``(inter, mass,
+    count)``; the count takes no gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, cols: Tensor, ignored: int,
+    def forward(ctx: Any, x: Tensor, target: Tensor, ignored: int,
                 kernel: _native.SoftmaxRows) -> tuple[Tensor, Tensor, Tensor]:
-        inter, mass, count = kernel.region_forward(x, cols, ignored)
-        ctx.save_for_backward(x, cols)
+        inter, mass, count = kernel.region_forward(x, target, ignored)
+        ctx.save_for_backward(x, target)
         ctx.ignored, ctx.kernel = ignored, kernel
         ctx.mark_non_differentiable(count)
         return inter, mass, count
 
     @staticmethod
     def backward(ctx: Any, g_inter: Tensor, g_mass: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:
-        x, cols = ctx.saved_tensors
+        x, target = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: the softmax in differentiable ops
-            columns = x.shape[1] + (1 if ctx.ignored >= 0 else 0)
-            grad_p = _index_grad_p(g_inter, g_mass, cols, columns)
+            if target.is_floating_point():
+                grad_p = torch.addcmul(g_mass.unsqueeze(-1), target, g_inter.unsqueeze(-1))
+            else:
+                grad_p = _index_grad_p(g_inter, g_mass, target, x.shape[1] + (1 if ctx.ignored >= 0 else 0))
             return _softmax_grad_differentiable(x, grad_p), None, None, None
         out = torch.empty_like(x)
-        ctx.kernel.region_backward(x, cols, ctx.ignored, g_inter.contiguous(), g_mass.contiguous(), out)
+        ctx.kernel.region_backward(x, target, ctx.ignored, g_inter.contiguous(), g_mass.contiguous(), out)
         return out, None, None, None
-
-
-class _NativeSoftRegionSums(torch.autograd.Function):
-    """:class:`_NativeRegionSums` for dense targets (one-hot or soft labels of the logits' shape):
-    ``(Σ p·t, Σ p, Σ t)`` per (n, c) from the C kernels, the logits and the targets kept for
-    backward (the softmax is recomputed); the target takes no gradient here (a target that
-    requires one takes the composed path)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, kernel: _native.SoftmaxRows) -> tuple[Tensor, Tensor, Tensor]:
-        inter, mass, count = kernel.region_soft_forward(x, t)
-        ctx.save_for_backward(x, t)
-        ctx.kernel = kernel
-        ctx.mark_non_differentiable(count)
-        return inter, mass, count
-
-    @staticmethod
-    def backward(ctx: Any, g_inter: Tensor, g_mass: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:
-        x, t = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: the softmax in differentiable ops
-            grad_p = torch.addcmul(g_mass.unsqueeze(-1), t, g_inter.unsqueeze(-1))
-            return _softmax_grad_differentiable(x, grad_p), None, None
-        out = torch.empty_like(x)
-        ctx.kernel.region_soft_backward(x, t, g_inter.contiguous(), g_mass.contiguous(), out)
-        return out, None, None
 
 
 def _index_stats(p: Tensor, y: Tensor, ignore_index: int | None, squared: bool
