@@ -232,77 +232,9 @@ LK_INLINE real log1p_given(real u, real v) {
 #define CAT(a, b, c, d) CAT_(a, b, c, d)
 #define SYM(kind, name) CAT(lk, kind, LK_SFX, name)
 
-#define LK_DEFINE_VALUES(name, LOSS)                                                              \
-    double SYM(sum, name)(const real *restrict x, const real *restrict t, int64_t n,              \
-                          const double *restrict prm, int threads) {                              \
-        const params P = params_of(prm);                                                          \
-        double acc = 0.0;                                                                         \
-        LK_OMP(parallel for reduction(+ : acc) schedule(static) num_threads(threads)              \
-               if (parallel : n >= LK_PARALLEL_MIN))                                              \
-        for (int64_t b = 0; b < (n + LK_SUM_BLOCK - 1) / LK_SUM_BLOCK; b++) {                     \
-            const int64_t lo = b * LK_SUM_BLOCK, hi = lo + LK_SUM_BLOCK < n ? lo + LK_SUM_BLOCK : n; \
-            real part = 0;                                                                        \
-            LK_OMP(simd reduction(+ : part))                                                      \
-            for (int64_t i = lo; i < hi; i++) part += LOSS(x[i], t[i], &P);                       \
-            acc += (double)part;                                                                  \
-        }                                                                                         \
-        return acc;                                                                               \
-    }                                                                                             \
-    void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
-                          const double *restrict prm, real *restrict out, int threads) {          \
-        const params P = params_of(prm);                                                          \
-        LK_OMP(parallel for simd schedule(static) num_threads(threads)                            \
-               if (parallel : n >= LK_PARALLEL_MIN))                                              \
-        for (int64_t i = 0; i < n; i++) out[i] = LOSS(x[i], t[i], &P);                            \
-    }
-
-#define LK_DEFINE(name, LOSS, GRAD)                                                               \
-    LK_DEFINE_VALUES(name, LOSS)                                                                  \
-    void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
-                         const double *restrict prm, const real *restrict g, double gs,           \
-                         real *restrict out, int threads) {                                       \
-        const params P = params_of(prm);                                                          \
-        const real s = (real)gs;                                                                  \
-        if (g == NULL) {                                                                          \
-            LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
-                   if (parallel : n >= LK_PARALLEL_MIN))                                          \
-            for (int64_t i = 0; i < n; i++) out[i] = s * GRAD(x[i], t[i], &P);                    \
-        } else {                                                                                  \
-            LK_OMP(parallel for simd schedule(static) num_threads(threads)                        \
-                   if (parallel : n >= LK_PARALLEL_MIN))                                          \
-            for (int64_t i = 0; i < n; i++) out[i] = g[i] * GRAD(x[i], t[i], &P);                 \
-        }                                                                                         \
-    }
-
-/* Losses with cheaper forms for targets in {0, 1} (one of two terms per element): the passes go
- * over blocks of LK_BLOCK elements, and a block whose targets are all 0 or 1 runs BINARY_LOSS##_k
- * and BINARY_GRAD##_k when FAST(P) gives a variant k ≥ 1 for the options, LOSS and GRAD
- * otherwise. The sums add each LK_SUM_BLOCK elements of a block in the loss's type, as
- * LK_DEFINE_VALUES does. */
+/* The passes go over blocks of LK_BLOCK elements, BODY(lo, hi, FN) each: LK_SUM_BODY adds each
+ * LK_SUM_BLOCK losses of a block in the loss's type, LK_VALUE_BODY and LK_GRAD_BODY(_G) store. */
 #define LK_BLOCK 4096
-
-LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
-    int other = 0;
-    LK_OMP(simd reduction(| : other))
-    for (int64_t i = lo; i < hi; i++) other |= (t[i] != 0) & (t[i] != 1);
-    return !other;
-}
-
-/* Over the blocks of [0, n): BODY(lo, hi, FN) with FN the general form or, on a binary block,
- * BINARY_FN##_k for k = fast in 1…4 (FAST(P) is 0 where no binary form applies): the variant
- * is picked once per block, so that a loop-invariant option (an exponent) is a constant in it. */
-#define LK_BLOCKS(CLAUSES, BODY, FN, BINARY_FN)                                                   \
-    LK_OMP(parallel for schedule(static) num_threads(threads) if (parallel : n >= LK_PARALLEL_MIN) CLAUSES) \
-    for (int64_t b = 0; b < (n + LK_BLOCK - 1) / LK_BLOCK; b++) {                                 \
-        const int64_t lo = b * LK_BLOCK, hi = lo + LK_BLOCK < n ? lo + LK_BLOCK : n;              \
-        switch (fast && binary_block(t, lo, hi) ? fast : 0) {                                     \
-        case 1: BODY(lo, hi, BINARY_FN##_1) break;                                                \
-        case 2: BODY(lo, hi, BINARY_FN##_2) break;                                                \
-        case 3: BODY(lo, hi, BINARY_FN##_3) break;                                                \
-        case 4: BODY(lo, hi, BINARY_FN##_4) break;                                                \
-        default: BODY(lo, hi, FN)                                                                 \
-        }                                                                                         \
-    }
 
 #define LK_SUM_BODY(lo, hi, FN)                                                                   \
     for (int64_t k = lo; k < hi; k += LK_SUM_BLOCK) {                                             \
@@ -322,20 +254,33 @@ LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
     LK_OMP(simd)                                                                                  \
     for (int64_t i = lo; i < hi; i++) out[i] = g[i] * FN(x[i], t[i], &P);
 
-#define LK_DEFINE_BINARY(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST)                        \
+/* One block of [lo, hi): PICK(BODY, FN, BINARY_FN) chooses the form (LK_ONE_FORM or
+ * LK_BINARY_FORMS below). */
+#define LK_BLOCKS(CLAUSES, PICK, BODY, FN, BINARY_FN)                                             \
+    LK_OMP(parallel for schedule(static) num_threads(threads) if (parallel : n >= LK_PARALLEL_MIN) CLAUSES) \
+    for (int64_t b = 0; b < (n + LK_BLOCK - 1) / LK_BLOCK; b++) {                                 \
+        const int64_t lo = b * LK_BLOCK, hi = lo + LK_BLOCK < n ? lo + LK_BLOCK : n;              \
+        PICK(BODY, FN, BINARY_FN)                                                                 \
+    }
+#define LK_ONE_FORM(BODY, FN, BINARY_FN) BODY(lo, hi, FN)
+
+/* The three entry points; FAST(P) and PICK as for LK_BLOCKS. */
+#define LK_ENTRY_POINTS(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST, PICK)                   \
     double SYM(sum, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, int threads) {                              \
         const params P = params_of(prm);                                                          \
         const int fast = FAST(&P);                                                                \
         double acc = 0.0;                                                                         \
-        LK_BLOCKS(reduction(+ : acc), LK_SUM_BODY, LOSS, BINARY_LOSS)                             \
+        (void)fast;                                                                               \
+        LK_BLOCKS(reduction(+ : acc), PICK, LK_SUM_BODY, LOSS, BINARY_LOSS)                       \
         return acc;                                                                               \
     }                                                                                             \
     void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, real *restrict out, int threads) {          \
         const params P = params_of(prm);                                                          \
         const int fast = FAST(&P);                                                                \
-        LK_BLOCKS(, LK_VALUE_BODY, LOSS, BINARY_LOSS)                                             \
+        (void)fast;                                                                               \
+        LK_BLOCKS(, PICK, LK_VALUE_BODY, LOSS, BINARY_LOSS)                                       \
     }                                                                                             \
     void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
                          const double *restrict prm, const real *restrict g, double gs,           \
@@ -343,12 +288,41 @@ LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
         const params P = params_of(prm);                                                          \
         const int fast = FAST(&P);                                                                \
         const real s = (real)gs;                                                                  \
+        (void)fast;                                                                               \
         if (g == NULL) {                                                                          \
-            LK_BLOCKS(, LK_GRAD_BODY, GRAD, BINARY_GRAD)                                          \
+            LK_BLOCKS(, PICK, LK_GRAD_BODY, GRAD, BINARY_GRAD)                                    \
         } else {                                                                                  \
-            LK_BLOCKS(, LK_GRAD_BODY_G, GRAD, BINARY_GRAD)                                        \
+            LK_BLOCKS(, PICK, LK_GRAD_BODY_G, GRAD, BINARY_GRAD)                                  \
         }                                                                                         \
     }
+
+LK_INLINE int no_binary_form(const params *P) {
+    (void)P;
+    return 0;
+}
+#define LK_DEFINE(name, LOSS, GRAD)                                                               \
+    LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM)
+
+/* Losses with cheaper forms for targets in {0, 1} (one of two terms per element): a block whose
+ * targets are all 0 or 1 runs BINARY_LOSS##_k and BINARY_GRAD##_k when FAST(P) gives a variant
+ * k in 1…4 for the options (0: none applies), LOSS and GRAD otherwise. The variant is picked
+ * once per block, so that a loop-invariant option (an exponent) is a constant in it. */
+LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
+    int other = 0;
+    LK_OMP(simd reduction(| : other))
+    for (int64_t i = lo; i < hi; i++) other |= (t[i] != 0) & (t[i] != 1);
+    return !other;
+}
+#define LK_BINARY_FORMS(BODY, FN, BINARY_FN)                                                      \
+    switch (fast && binary_block(t, lo, hi) ? fast : 0) {                                         \
+    case 1: BODY(lo, hi, BINARY_FN##_1) break;                                                    \
+    case 2: BODY(lo, hi, BINARY_FN##_2) break;                                                    \
+    case 3: BODY(lo, hi, BINARY_FN##_3) break;                                                    \
+    case 4: BODY(lo, hi, BINARY_FN##_4) break;                                                    \
+    default: BODY(lo, hi, FN)                                                                     \
+    }
+#define LK_DEFINE_BINARY(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST)                        \
+    LK_ENTRY_POINTS(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST, LK_BINARY_FORMS)
 
 /* ------------------------------------------------------------------------------ regression */
 
