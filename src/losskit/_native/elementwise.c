@@ -1203,7 +1203,7 @@ void SYM(region_forward, planes)(const real *restrict x, int64_t batch, int64_t 
         const int64_t n = job / chunks, s0 = (job % chunks) * step;
         const int64_t len = positions - s0 < step ? positions - s0 : step;
         const real *base = x + n * classes * positions + s0;
-        const int64_t *col = y + n * positions + s0;
+        const int64_t *col = y == NULL ? NULL : y + n * positions + s0;
         real inv[step], e[classes * step];
         chunk_softmax(base, classes, positions, len, step, e, inv);
         for (int64_t c = 0; c < classes; c++) {
