@@ -84,20 +84,20 @@ LK_INLINE float exp_nonpos_f(float v) {
 }
 #define EXP_NEG exp_nonpos_f
 
-/* tanh v from exp_nonpos_f likewise (log-cosh's derivative): (1 - e)/(1 + e) with e = e^-2|v|
- * for |v| ≥ 1/4, where 1 - e ≥ 0.39 does not cancel, and the Taylor series to v^9 below (first
- * omitted term under 1e-8 of the sum); within 3 ulps of tanh over every float. */
-LK_INLINE float tanh_f(float v) {
+/* TANH_GIVEN(v, e) = tanh v given e = e^-2|v| (from exp_nonpos_f: log-cosh's derivative):
+ * (1 - e)/(1 + e) for |v| ≥ 1/4, where 1 - e ≥ 0.39 does not cancel, and the Taylor series to
+ * v^9 below (first omitted term under 1e-8 of the sum); within 3 ulps of tanh over every float.
+ * Elsewhere the library's tanh v. */
+LK_INLINE float tanh_given(float v, float e) {
     float a = R(fabs)(v), a2 = a * a;
     float series = a + a * a2 * (-1.0f / 3 + a2 * (2.0f / 15 + a2 * (-17.0f / 315 + a2 * (62.0f / 2835))));
-    float e = exp_nonpos_f(-2 * a);
     float t = a < 0.25f ? series : (1 - e) / (1 + e);
     return v < 0 ? -t : (v == v ? t : v);
 }
-#undef TANH
-#define TANH tanh_f
+#define TANH_GIVEN tanh_given
 #else
 #define EXP_NEG EXP
+#define TANH_GIVEN(v, e) TANH(v)
 #endif
 
 /* Below this many elements one thread does the work (a parallel region costs microseconds). The
@@ -148,9 +148,9 @@ LK_INLINE real log1p_unit(real v) { return log1p_of_ratio(v / (2 + v)); }
 typedef struct {
     real e, r, s, sn, lg;
 } logistic;
-LK_INLINE logistic logistic_of(real x) {
+LK_INLINE logistic logistic_from(real x, real e) {
     logistic L;
-    L.e = EXP_NEG(-R(fabs)(x));
+    L.e = e;
     real inv = 1 / ((1 + L.e) * (2 + L.e));
     L.r = (2 + L.e) * inv;
     L.s = x >= 0 ? L.r : L.e * L.r;
@@ -158,6 +158,12 @@ LK_INLINE logistic logistic_of(real x) {
     L.lg = log1p_of_ratio(L.e * (1 + L.e) * inv);
     return L;
 }
+/* The head of the logistic losses' chain, for their staged bodies: e^-|x|. */
+LK_INLINE real exp_neg_abs(real x, real t) {
+    (void)t;
+    return EXP_NEG(-R(fabs)(x));
+}
+LK_INLINE logistic logistic_of(real x) { return logistic_from(x, exp_neg_abs(x, 0)); }
 
 /* q^k for q ≥ 0 and k in 0…7: q, q² and q⁴ picked by the bits of k and multiplied, no
  * transcendental and no division (other k give junk: callers select such lanes away). */
@@ -232,11 +238,12 @@ LK_INLINE real log1p_given(real u, real v) {
 #define CAT(a, b, c, d) CAT_(a, b, c, d)
 #define SYM(kind, name) CAT(lk, kind, LK_SFX, name)
 
-/* The passes go over blocks of LK_BLOCK elements, BODY(lo, hi, FN) each: LK_SUM_BODY adds each
- * LK_SUM_BLOCK losses of a block in the loss's type, LK_VALUE_BODY and LK_GRAD_BODY(_G) store. */
+/* The passes go over blocks of LK_BLOCK elements, BODY(lo, hi, FN, PRE) each: LK_SUM_BODY adds
+ * each LK_SUM_BLOCK losses of a block in the loss's type, LK_VALUE_BODY and LK_GRAD_BODY(_G)
+ * store; PRE serves the staged bodies below. */
 #define LK_BLOCK 4096
 
-#define LK_SUM_BODY(lo, hi, FN)                                                                   \
+#define LK_SUM_BODY(lo, hi, FN, PRE)                                                              \
     for (int64_t k = lo; k < hi; k += LK_SUM_BLOCK) {                                             \
         const int64_t end = k + LK_SUM_BLOCK < hi ? k + LK_SUM_BLOCK : hi;                        \
         real part = 0;                                                                            \
@@ -244,35 +251,65 @@ LK_INLINE real log1p_given(real u, real v) {
         for (int64_t i = k; i < end; i++) part += FN(x[i], t[i], &P);                             \
         acc += (double)part;                                                                      \
     }
-#define LK_VALUE_BODY(lo, hi, FN)                                                                 \
+#define LK_VALUE_BODY(lo, hi, FN, PRE)                                                            \
     LK_OMP(simd)                                                                                  \
     for (int64_t i = lo; i < hi; i++) out[i] = FN(x[i], t[i], &P);
-#define LK_GRAD_BODY(lo, hi, FN)                                                                  \
+#define LK_GRAD_BODY(lo, hi, FN, PRE)                                                             \
     LK_OMP(simd)                                                                                  \
     for (int64_t i = lo; i < hi; i++) out[i] = s * FN(x[i], t[i], &P);
-#define LK_GRAD_BODY_G(lo, hi, FN)                                                                \
+#define LK_GRAD_BODY_G(lo, hi, FN, PRE)                                                           \
     LK_OMP(simd)                                                                                  \
     for (int64_t i = lo; i < hi; i++) out[i] = g[i] * FN(x[i], t[i], &P);
 
-/* One block of [lo, hi): PICK(BODY, FN, BINARY_FN) chooses the form (LK_ONE_FORM or
+/* Staged bodies, for losses whose element is one long chain of dependent operations (an exp, a
+ * division, a log): one loop over it waits on the chain's latency, the processor's window
+ * holding about two iterations. Here each LK_SUM_BLOCK elements go through two loops, the first
+ * storing pre = PRE(x, t) (the chain's head, e.g. e^-|x|) in a buffer that stays in the L1
+ * cache, the second FN(x, t, pre, &P): the same operations in two shorter chains, more of them
+ * in flight (a quarter off the asymmetric gradient on AVX2). */
+#define LK_STAGE(PRE)                                                                             \
+    const int64_t end = k + LK_SUM_BLOCK < hi ? k + LK_SUM_BLOCK : hi;                            \
+    real pre[LK_SUM_BLOCK];                                                                       \
+    LK_OMP(simd)                                                                                  \
+    for (int64_t i = k; i < end; i++) pre[i - k] = PRE(x[i], t[i]);
+#define LK_SUM_BODY_STAGED(lo, hi, FN, PRE)                                                       \
+    for (int64_t k = lo; k < hi; k += LK_SUM_BLOCK) {                                             \
+        LK_STAGE(PRE)                                                                             \
+        real part = 0;                                                                            \
+        LK_OMP(simd reduction(+ : part))                                                          \
+        for (int64_t i = k; i < end; i++) part += FN(x[i], t[i], pre[i - k], &P);                 \
+        acc += (double)part;                                                                      \
+    }
+#define LK_STORE_STAGED(lo, hi, FN, PRE, SCALE)                                                   \
+    for (int64_t k = lo; k < hi; k += LK_SUM_BLOCK) {                                             \
+        LK_STAGE(PRE)                                                                             \
+        LK_OMP(simd)                                                                              \
+        for (int64_t i = k; i < end; i++) out[i] = SCALE FN(x[i], t[i], pre[i - k], &P);          \
+    }
+#define LK_VALUE_BODY_STAGED(lo, hi, FN, PRE) LK_STORE_STAGED(lo, hi, FN, PRE, )
+#define LK_GRAD_BODY_STAGED(lo, hi, FN, PRE) LK_STORE_STAGED(lo, hi, FN, PRE, s *)
+#define LK_GRAD_BODY_G_STAGED(lo, hi, FN, PRE) LK_STORE_STAGED(lo, hi, FN, PRE, g[i] *)
+
+/* One block of [lo, hi): PICK(BODY, FN, BINARY_FN, PRE) chooses the form (LK_ONE_FORM or
  * LK_BINARY_FORMS below). */
-#define LK_BLOCKS(CLAUSES, PICK, BODY, FN, BINARY_FN)                                             \
+#define LK_BLOCKS(CLAUSES, PICK, BODY, FN, BINARY_FN, PRE)                                        \
     LK_OMP(parallel for schedule(static) num_threads(threads) if (parallel : n >= LK_PARALLEL_MIN) CLAUSES) \
     for (int64_t b = 0; b < (n + LK_BLOCK - 1) / LK_BLOCK; b++) {                                 \
         const int64_t lo = b * LK_BLOCK, hi = lo + LK_BLOCK < n ? lo + LK_BLOCK : n;              \
-        PICK(BODY, FN, BINARY_FN)                                                                 \
+        PICK(BODY, FN, BINARY_FN, PRE)                                                            \
     }
-#define LK_ONE_FORM(BODY, FN, BINARY_FN) BODY(lo, hi, FN)
+#define LK_ONE_FORM(BODY, FN, BINARY_FN, PRE) BODY(lo, hi, FN, PRE)
 
-/* The three entry points; FAST(P) and PICK as for LK_BLOCKS. */
-#define LK_ENTRY_POINTS(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST, PICK)                   \
+/* The three entry points; FAST(P) and PICK as for LK_BLOCKS, STAGED empty or _STAGED (the
+ * bodies), PRE the first stage of the staged ones. */
+#define LK_ENTRY_POINTS(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST, PICK, STAGED, PRE)     \
     double SYM(sum, name)(const real *restrict x, const real *restrict t, int64_t n,              \
                           const double *restrict prm, int threads) {                              \
         const params P = params_of(prm);                                                          \
         const int fast = FAST(&P);                                                                \
         double acc = 0.0;                                                                         \
         (void)fast;                                                                               \
-        LK_BLOCKS(reduction(+ : acc), PICK, LK_SUM_BODY, LOSS, BINARY_LOSS)                       \
+        LK_BLOCKS(reduction(+ : acc), PICK, LK_SUM_BODY##STAGED, LOSS, BINARY_LOSS, PRE)          \
         return acc;                                                                               \
     }                                                                                             \
     void SYM(value, name)(const real *restrict x, const real *restrict t, int64_t n,              \
@@ -280,7 +317,7 @@ LK_INLINE real log1p_given(real u, real v) {
         const params P = params_of(prm);                                                          \
         const int fast = FAST(&P);                                                                \
         (void)fast;                                                                               \
-        LK_BLOCKS(, PICK, LK_VALUE_BODY, LOSS, BINARY_LOSS)                                       \
+        LK_BLOCKS(, PICK, LK_VALUE_BODY##STAGED, LOSS, BINARY_LOSS, PRE)                          \
     }                                                                                             \
     void SYM(grad, name)(const real *restrict x, const real *restrict t, int64_t n,               \
                          const double *restrict prm, const real *restrict g, double gs,           \
@@ -290,9 +327,9 @@ LK_INLINE real log1p_given(real u, real v) {
         const real s = (real)gs;                                                                  \
         (void)fast;                                                                               \
         if (g == NULL) {                                                                          \
-            LK_BLOCKS(, PICK, LK_GRAD_BODY, GRAD, BINARY_GRAD)                                    \
+            LK_BLOCKS(, PICK, LK_GRAD_BODY##STAGED, GRAD, BINARY_GRAD, PRE)                       \
         } else {                                                                                  \
-            LK_BLOCKS(, PICK, LK_GRAD_BODY_G, GRAD, BINARY_GRAD)                                  \
+            LK_BLOCKS(, PICK, LK_GRAD_BODY_G##STAGED, GRAD, BINARY_GRAD, PRE)                     \
         }                                                                                         \
     }
 
@@ -301,7 +338,10 @@ LK_INLINE int no_binary_form(const params *P) {
     return 0;
 }
 #define LK_DEFINE(name, LOSS, GRAD)                                                               \
-    LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM)
+    LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM, , )
+/* A loss with staged bodies: LOSS and GRAD take (x, t, pre, P) with pre = PRE(x, t). */
+#define LK_DEFINE_STAGED(name, PRE, LOSS, GRAD)                                                   \
+    LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM, _STAGED, PRE)
 
 /* Losses with cheaper forms for targets in {0, 1} (one of two terms per element): a block whose
  * targets are all 0 or 1 runs BINARY_LOSS##_k and BINARY_GRAD##_k when FAST(P) gives a variant
@@ -313,30 +353,31 @@ LK_INLINE int binary_block(const real *restrict t, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) other |= (t[i] != 0) & (t[i] != 1);
     return !other;
 }
-#define LK_BINARY_FORMS(BODY, FN, BINARY_FN)                                                      \
+#define LK_BINARY_FORMS(BODY, FN, BINARY_FN, PRE)                                                 \
     switch (fast && binary_block(t, lo, hi) ? fast : 0) {                                         \
-    case 1: BODY(lo, hi, BINARY_FN##_1) break;                                                    \
-    case 2: BODY(lo, hi, BINARY_FN##_2) break;                                                    \
-    case 3: BODY(lo, hi, BINARY_FN##_3) break;                                                    \
-    case 4: BODY(lo, hi, BINARY_FN##_4) break;                                                    \
-    default: BODY(lo, hi, FN)                                                                     \
+    case 1: BODY(lo, hi, BINARY_FN##_1, PRE) break;                                               \
+    case 2: BODY(lo, hi, BINARY_FN##_2, PRE) break;                                               \
+    case 3: BODY(lo, hi, BINARY_FN##_3, PRE) break;                                               \
+    case 4: BODY(lo, hi, BINARY_FN##_4, PRE) break;                                               \
+    default: BODY(lo, hi, FN, PRE)                                                                \
     }
-#define LK_DEFINE_BINARY(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST)                        \
-    LK_ENTRY_POINTS(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST, LK_BINARY_FORMS)
+/* Staged, as LK_DEFINE_STAGED: every form takes pre = PRE(x, t). */
+#define LK_DEFINE_BINARY_STAGED(name, PRE, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST)            \
+    LK_ENTRY_POINTS(name, LOSS, GRAD, BINARY_LOSS, BINARY_GRAD, FAST, LK_BINARY_FORMS, _STAGED, PRE)
 
 /* ------------------------------------------------------------------------------ regression */
 
 /* log cosh r = |r| + log1p(e^{-2|r|}) - log 2; derivative tanh r. */
-LK_INLINE real log_cosh_loss(real x, real t, const params *P) {
+LK_INLINE real exp_neg_2abs(real x, real t) { return EXP_NEG(-2 * R(fabs)(x - t)); }
+LK_INLINE real log_cosh_loss(real x, real t, real e, const params *P) {
     (void)P;
-    real a = R(fabs)(x - t);
-    return a + log1p_unit(EXP_NEG(-2 * a)) - (real)0.69314718055994530942;
+    return R(fabs)(x - t) + log1p_unit(e) - (real)0.69314718055994530942;
 }
-LK_INLINE real log_cosh_grad(real x, real t, const params *P) {
-    (void)P;
-    return TANH(x - t);
+LK_INLINE real log_cosh_grad(real x, real t, real e, const params *P) {
+    (void)P, (void)e;
+    return TANH_GIVEN(x - t, e);
 }
-LK_DEFINE(log_cosh, log_cosh_loss, log_cosh_grad)
+LK_DEFINE_STAGED(log_cosh, exp_neg_2abs, log_cosh_loss, log_cosh_grad)
 
 /* Pseudo-Huber, a = 1/δ²: δ²(sqrt(1 + r²/δ²) - 1) = r²/(sqrt(1 + a r²) + 1), no cancellation. */
 LK_INLINE real pseudo_huber_loss(real x, real t, const params *P) {
@@ -601,42 +642,41 @@ LK_DEFINE(squared_hinge, squared_hinge_loss, squared_hinge_grad)
 
 /* softplus(x) = max(x, 0) + log1p(e^-|x|); σ(x) = 1/(1 + e^-|x|) for x ≥ 0, e^-|x|/(1 + e^-|x|)
  * below, so neither tail cancels. */
-LK_INLINE real softplus(real x) { return pos_part(x) + logistic_of(x).lg; }
-LK_INLINE real sigmoid(real x) {
-    real e = EXP_NEG(-R(fabs)(x));
+LK_INLINE real softplus_given(real x, real e) { return pos_part(x) + logistic_from(x, e).lg; }
+LK_INLINE real sigmoid_given(real x, real e) {
     real r = 1 / (1 + e);
     return x >= 0 ? r : e * r;
 }
 
-LK_INLINE real softplus_neg_loss(real x, real t, const params *P) {
+LK_INLINE real softplus_neg_loss(real x, real t, real e, const params *P) {
     (void)t, (void)P;
-    return softplus(-x);
+    return softplus_given(-x, e);
 }
-LK_INLINE real softplus_neg_grad(real x, real t, const params *P) {
+LK_INLINE real softplus_neg_grad(real x, real t, real e, const params *P) {
     (void)t, (void)P;
-    return -sigmoid(-x);
+    return -sigmoid_given(-x, e);
 }
-LK_DEFINE(gan_softplus_neg, softplus_neg_loss, softplus_neg_grad)
+LK_DEFINE_STAGED(gan_softplus_neg, exp_neg_abs, softplus_neg_loss, softplus_neg_grad)
 
-LK_INLINE real softplus_loss(real x, real t, const params *P) {
+LK_INLINE real softplus_loss(real x, real t, real e, const params *P) {
     (void)t, (void)P;
-    return softplus(x);
+    return softplus_given(x, e);
 }
-LK_INLINE real softplus_grad(real x, real t, const params *P) {
+LK_INLINE real softplus_grad(real x, real t, real e, const params *P) {
     (void)t, (void)P;
-    return sigmoid(x);
+    return sigmoid_given(x, e);
 }
-LK_DEFINE(gan_softplus, softplus_loss, softplus_grad)
+LK_DEFINE_STAGED(gan_softplus, exp_neg_abs, softplus_loss, softplus_grad)
 
-LK_INLINE real neg_softplus_loss(real x, real t, const params *P) {
+LK_INLINE real neg_softplus_loss(real x, real t, real e, const params *P) {
     (void)t, (void)P;
-    return -softplus(x);
+    return -softplus_given(x, e);
 }
-LK_INLINE real neg_softplus_grad(real x, real t, const params *P) {
+LK_INLINE real neg_softplus_grad(real x, real t, real e, const params *P) {
     (void)t, (void)P;
-    return -sigmoid(x);
+    return -sigmoid_given(x, e);
 }
-LK_DEFINE(gan_neg_softplus, neg_softplus_loss, neg_softplus_grad)
+LK_DEFINE_STAGED(gan_neg_softplus, exp_neg_abs, neg_softplus_loss, neg_softplus_grad)
 
 LK_INLINE real half_square_to_one_loss(real x, real t, const params *P) {
     (void)t, (void)P;
@@ -695,7 +735,26 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
     LK_DEFINE(name, name##_loss, name##_grad)                                                    \
     LK_DEFINE(name##_target, name##_loss, name##_target_grad)
 
-LK_GAN_PAIR(gan_d_minimax, softplus_neg, softplus)
+
+/* The minimax pair, staged: the entry points of r take pre = e^-|r|, the ``_target`` twin's
+ * pre = e^-|f|; the other term's exp is inline. */
+LK_INLINE real exp_neg_abs_target(real x, real t) { return exp_neg_abs(t, x); }
+LK_INLINE real minimax_loss(real r, real f, real e, const params *P) {
+    return softplus_neg_loss(r, 0, e, P) + softplus_loss(f, 0, exp_neg_abs(f, 0), P);
+}
+LK_INLINE real minimax_loss_given_fake(real r, real f, real e, const params *P) {
+    return softplus_neg_loss(r, 0, exp_neg_abs(r, 0), P) + softplus_loss(f, 0, e, P);
+}
+LK_INLINE real minimax_grad(real r, real f, real e, const params *P) {
+    (void)f;
+    return softplus_neg_grad(r, 0, e, P);
+}
+LK_INLINE real minimax_target_grad(real r, real f, real e, const params *P) {
+    (void)r;
+    return softplus_grad(f, 0, e, P);
+}
+LK_DEFINE_STAGED(gan_d_minimax, exp_neg_abs, minimax_loss, minimax_grad)
+LK_DEFINE_STAGED(gan_d_minimax_target, exp_neg_abs_target, minimax_loss_given_fake, minimax_target_grad)
 LK_GAN_PAIR(gan_d_lsgan, half_square_to_one, half_square)
 LK_GAN_PAIR(gan_d_hinge, hinge_real, hinge_fake)
 
@@ -709,17 +768,17 @@ LK_GAN_PAIR(gan_d_hinge, hinge_real, hinge_fake)
  *   ℓ = α_t·q^γ·BCE,  dℓ/dx = α_t·(q^γ·(p - t) + γ·q^(γ-1)·(1 - 2t)·σσ'·BCE), σσ' = e·r².
  * POW is pow_small (γ in 0…4) or pow_any. */
 #define LK_FOCAL(name, POW)                                                                      \
-    LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
+    LK_INLINE real name##_loss(real x, real t, real e, const params *P) {                        \
         real xc = x > LK_SQRT_MAX ? LK_SQRT_MAX : (x < -LK_SQRT_MAX ? -LK_SQRT_MAX : x);         \
-        logistic L = logistic_of(xc);                                                            \
+        logistic L = logistic_from(xc, e);                                                       \
         real bce = pos_part(xc) - t * xc + L.lg;                                                 \
         real q = at_least(t * L.sn + (1 - t) * L.s, LK_TINY);                                    \
         real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
         return at * bce * (P->b == 0 ? (real)1 : POW(q, P->b));                                  \
     }                                                                                            \
-    LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
+    LK_INLINE real name##_grad(real x, real t, real e, const params *P) {                        \
         real xc = x > LK_SQRT_MAX ? LK_SQRT_MAX : (x < -LK_SQRT_MAX ? -LK_SQRT_MAX : x);         \
-        logistic L = logistic_of(xc);                                                            \
+        logistic L = logistic_from(xc, e);                                                       \
         real d = xc == x ? (1 - t) * L.s - t * L.sn : (real)0;                                   \
         real bce = pos_part(xc) - t * xc + L.lg;                                                 \
         real q = at_least(t * L.sn + (1 - t) * L.s, LK_TINY);                                    \
@@ -728,7 +787,7 @@ LK_GAN_PAIR(gan_d_hinge, hinge_real, hinge_fake)
         real at = P->a < 0 ? (real)1 : P->a * t + (1 - P->a) * (1 - t);                          \
         return at * focal;                                                                       \
     }                                                                                            \
-    LK_DEFINE(name, name##_loss, name##_grad)
+    LK_DEFINE_STAGED(name, exp_neg_abs, name##_loss, name##_grad)
 
 LK_FOCAL(sigmoid_focal_int, pow_small)
 LK_FOCAL(sigmoid_focal_any, pow_any)
@@ -761,8 +820,8 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
 }
 
 #define LK_ASYMMETRIC_FORMS(name, POWP, POWN, CLIP)                                              \
-    LK_INLINE real name##_loss(real x, real t, const params *P) {                                \
-        logistic L = logistic_of(x);                                                             \
+    LK_INLINE real name##_loss(real x, real t, real e, const params *P) {                        \
+        logistic L = logistic_from(x, e);                                                        \
         real log_p = at_least((x < 0 ? x : (real)0) - L.lg, P->d);                               \
         real log_q = CLIP ? log_margin(x, L, P) : -pos_part(x) - L.lg;                           \
         log_q = at_least(log_q, P->e);                                                           \
@@ -771,8 +830,8 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
         real neg = P->b == 0 ? log_q : log_q * POWN(base, P->b);                                 \
         return -mix(t, neg, pos);                                                                \
     }                                                                                            \
-    LK_INLINE real name##_grad(real x, real t, const params *P) {                                \
-        logistic L = logistic_of(x);                                                             \
+    LK_INLINE real name##_grad(real x, real t, real e, const params *P) {                        \
+        logistic L = logistic_from(x, e);                                                        \
         real s = L.s, sn = L.sn, ss = L.e * L.r * L.r;                                           \
         real log_p = (x < 0 ? x : (real)0) - L.lg;                                               \
         real dlog_p = log_p >= P->d ? sn : (real)0;                                              \
@@ -796,7 +855,7 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
     }
 #define LK_ASYMMETRIC(name, POWP, POWN, CLIP)                                                    \
     LK_ASYMMETRIC_FORMS(name, POWP, POWN, CLIP)                                                  \
-    LK_DEFINE(name, name##_loss, name##_grad)
+    LK_DEFINE_STAGED(name, exp_neg_abs, name##_loss, name##_grad)
 
 /* The gradient for binary targets with γ₊ = 0 and γ₋ in 1…4 (the paper's setting; g = ε): each
  * element has one of the two terms, -σ(-x) where p ≥ ε for a positive, and for a negative
@@ -806,8 +865,8 @@ LK_INLINE real log_margin(real x, logistic L, const params *P) {
  * are quotients by d·D. The log's argument is at least m, a normal number (the condition of
  * asymmetric_binary_applies). k = γ₋, a constant in each of the four variants (a power by the
  * exponent's bits in the loop had cost 9 % of the gradient). */
-LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P, int k) {
-    real e = EXP_NEG(-R(fabs)(x)), d = 1 + e;
+LK_INLINE real asymmetric_binary_grad(real x, real t, real e, const params *P, int k) {
+    real d = 1 + e;
     real num = x >= 0 ? e : (real)1, num_s = x >= 0 ? (real)1 : e;
     real big = num + P->c * d;
     real inv = 1 / (d * big);
@@ -823,8 +882,8 @@ LK_INLINE real asymmetric_binary_grad(real x, real t, const params *P, int k) {
 /* The loss for binary targets under the same conditions: a positive costs
  * min(softplus(-x), -log ε), a negative -p_m^γ₋·log q; one log serves both, of 1 + e (with
  * log1p_given's rounding correction) or of q. */
-LK_INLINE real asymmetric_binary_loss(real x, real t, const params *P, int k) {
-    real e = EXP_NEG(-R(fabs)(x)), d = 1 + e;
+LK_INLINE real asymmetric_binary_loss(real x, real t, real e, const params *P, int k) {
+    real d = 1 + e;
     real inv = 1 / d;
     real sn = (x >= 0 ? e : (real)1) * inv, s = (x >= 0 ? (real)1 : e) * inv;
     real q = sn + P->c < 1 ? sn + P->c : (real)1;
@@ -838,7 +897,7 @@ LK_INLINE int asymmetric_binary_applies(const params *P) {
     return P->a == 0 && P->b >= 1 && P->b <= 4 && P->b == (int)P->b && P->c >= LK_TINY ? (int)P->b : 0;
 }
 #define LK_WITH_POWER(fn, k)                                                                      \
-    LK_INLINE real fn##_##k(real x, real t, const params *P) { return fn(x, t, P, k); }
+    LK_INLINE real fn##_##k(real x, real t, real e, const params *P) { return fn(x, t, e, P, k); }
 LK_WITH_POWER(asymmetric_binary_loss, 1)
 LK_WITH_POWER(asymmetric_binary_loss, 2)
 LK_WITH_POWER(asymmetric_binary_loss, 3)
@@ -849,8 +908,8 @@ LK_WITH_POWER(asymmetric_binary_grad, 3)
 LK_WITH_POWER(asymmetric_binary_grad, 4)
 
 LK_ASYMMETRIC_FORMS(asymmetric_ii_clip, pow_small, pow_small, 1)
-LK_DEFINE_BINARY(asymmetric_ii_clip, asymmetric_ii_clip_loss, asymmetric_ii_clip_grad,
-                 asymmetric_binary_loss, asymmetric_binary_grad, asymmetric_binary_applies)
+LK_DEFINE_BINARY_STAGED(asymmetric_ii_clip, exp_neg_abs, asymmetric_ii_clip_loss, asymmetric_ii_clip_grad,
+                        asymmetric_binary_loss, asymmetric_binary_grad, asymmetric_binary_applies)
 LK_ASYMMETRIC(asymmetric_ia_clip, pow_small, pow_any, 1)
 LK_ASYMMETRIC(asymmetric_ai_clip, pow_any, pow_small, 1)
 LK_ASYMMETRIC(asymmetric_aa_clip, pow_any, pow_any, 1)
