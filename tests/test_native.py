@@ -290,16 +290,18 @@ def test_row_kernels_name_a_target_out_of_range() -> None:
 
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_row_kernels_match_pytorch_over_threads(dtype: torch.dtype) -> None:
-    # 3001 × 37 logits (parallel over rows), −inf (masked) classes, ignored positions
+@pytest.mark.parametrize(("rows", "classes"), [(3001, 37), (203, 3000)])
+def test_row_kernels_match_pytorch_over_threads(dtype: torch.dtype, rows: int, classes: int) -> None:
+    # logits parallel over rows, −inf (masked) classes, ignored positions; the forward takes the
+    # rows in groups (16 at 37 classes, fewer at 3000) with a last group cut short
     gen = torch.Generator().manual_seed(13)
-    x = (torch.randn(3001, 37, generator=gen, dtype=torch.float64) * 5).to(dtype)
+    x = (torch.randn(rows, classes, generator=gen, dtype=torch.float64) * 5).to(dtype)
     x[::7, 3] = float("-inf")
-    y = torch.randint(0, 37, (3001,), generator=gen)
+    y = torch.randint(0, classes, (rows,), generator=gen)
     y[y == 3] = 4
     y[::11] = -100
-    w = torch.rand(37, generator=gen, dtype=torch.float64).to(dtype) + 0.5
-    g = (torch.rand(3001, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    w = torch.rand(classes, generator=gen, dtype=torch.float64).to(dtype) + 0.5
+    g = (torch.rand(rows, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
     import losskit.functional as LF
 
     threads = torch.get_num_threads()
