@@ -200,6 +200,45 @@ def test_msle_is_accurate_from_equal_values_to_sixty_decades_apart(native: bool,
 
 
 @needs_native
+@pytest.mark.parametrize("kind", ["minimax", "lsgan", "hinge"])
+def test_discriminator_pair_kernels_differentiate_both_scores(kind: str) -> None:
+    # one kernel of the real and the fake scores (staged with both heads for minimax): the loss
+    # and the gradient in each score, against the formulas in float64, over two threads
+    gen = torch.Generator().manual_seed(21)
+    n = 100_003
+    r64 = torch.randn(n, generator=gen, dtype=torch.float64) * 4
+    f64 = torch.randn(n, generator=gen, dtype=torch.float64) * 4
+    r64[:100] = torch.linspace(-60.0, 60.0, 100, dtype=torch.float64)
+    g = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+    softplus = torch.nn.functional.softplus
+    formulas = {
+        "minimax": (lambda r, f: softplus(-r) + softplus(f), lambda r: -torch.sigmoid(-r), torch.sigmoid),
+        "lsgan": (lambda r, f: 0.5 * (r - 1) ** 2 + 0.5 * f**2, lambda r: r - 1, lambda f: f),
+        "hinge": (lambda r, f: (1 - r).clamp_min(0) + (1 + f).clamp_min(0),
+                  lambda r: -(r < 1).double(), lambda f: (f > -1).double()),
+    }
+    loss, d_real, d_fake = formulas[kind]
+    import losskit.functional as LF
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for reduction in ("none", "sum"):
+            r, f = r64.float().requires_grad_(), f64.float().requires_grad_()
+            got = LF.gan_discriminator_loss(r, f, kind=kind, reduction=reduction)
+            up = g.float() if reduction == "none" else None
+            gr, gf = torch.autograd.grad(got, [r, f], up)
+            want = loss(r64, f64)
+            want = want if reduction == "none" else want.sum()
+            w = g if reduction == "none" else 1.0
+            torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(gr.double(), w * d_real(r64), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(gf.double(), w * d_fake(f64), rtol=1e-5, atol=1e-6)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_native
 @pytest.mark.parametrize(("gamma_neg", "clip", "eps"),
                          [(4.0, 0.05, 1e-8), (1.0, 0.2, 0.0), (2.0, 1e-9, 1e-8), (3.0, 0.1, 1e-8)])
 def test_asymmetric_binary_blocks_and_soft_blocks_give_one_loss_and_gradient(gamma_neg: float, clip: float,

@@ -264,31 +264,44 @@ LK_INLINE real log1p_given(real u, real v) {
 /* Staged bodies, for losses whose element is one long chain of dependent operations (an exp, a
  * division, a log): one loop over it waits on the chain's latency, the processor's window
  * holding about two iterations. Here each LK_SUM_BLOCK elements go through two loops, the first
- * storing pre = PRE(x, t) (the chain's head, e.g. e^-|x|) in a buffer that stays in the L1
- * cache, the second FN(x, t, pre, &P): the same operations in two shorter chains, more of them
- * in flight (a quarter off the asymmetric gradient on AVX2). */
-#define LK_STAGE(PRE)                                                                             \
-    const int64_t end = k + LK_SUM_BLOCK < hi ? k + LK_SUM_BLOCK : hi;                            \
+ * storing the chain's head pre = PRE(x, t) (e.g. e^-|x|) in a buffer that stays in the L1 cache,
+ * the second FN(x, t, pre, &P): the same operations in two shorter chains, more of them in flight
+ * (a quarter off the asymmetric gradient on AVX2). With two heads (_STAGED2, a loss of two
+ * independent terms) the first loop also stores PRE(t, x), passed after pre. */
+#define LK_HEADS_1(PRE)                                                                           \
     real pre[LK_SUM_BLOCK];                                                                       \
     LK_OMP(simd)                                                                                  \
     for (int64_t i = k; i < end; i++) pre[i - k] = PRE(x[i], t[i]);
-#define LK_SUM_BODY_STAGED(lo, hi, FN, PRE)                                                       \
+#define LK_HEADS_2(PRE)                                                                           \
+    real pre[LK_SUM_BLOCK], pre_t[LK_SUM_BLOCK];                                                  \
+    LK_OMP(simd)                                                                                  \
+    for (int64_t i = k; i < end; i++) pre[i - k] = PRE(x[i], t[i]), pre_t[i - k] = PRE(t[i], x[i]);
+#define LK_ARGS_1 pre[i - k]
+#define LK_ARGS_2 pre[i - k], pre_t[i - k]
+#define LK_SUM_STAGES(lo, hi, FN, PRE, HEADS)                                                     \
     for (int64_t k = lo; k < hi; k += LK_SUM_BLOCK) {                                             \
-        LK_STAGE(PRE)                                                                             \
+        const int64_t end = k + LK_SUM_BLOCK < hi ? k + LK_SUM_BLOCK : hi;                        \
+        LK_HEADS_##HEADS(PRE)                                                                     \
         real part = 0;                                                                            \
         LK_OMP(simd reduction(+ : part))                                                          \
-        for (int64_t i = k; i < end; i++) part += FN(x[i], t[i], pre[i - k], &P);                 \
+        for (int64_t i = k; i < end; i++) part += FN(x[i], t[i], LK_ARGS_##HEADS, &P);            \
         acc += (double)part;                                                                      \
     }
-#define LK_STORE_STAGED(lo, hi, FN, PRE, SCALE)                                                   \
+#define LK_STORE_STAGES(lo, hi, FN, PRE, HEADS, SCALE)                                            \
     for (int64_t k = lo; k < hi; k += LK_SUM_BLOCK) {                                             \
-        LK_STAGE(PRE)                                                                             \
+        const int64_t end = k + LK_SUM_BLOCK < hi ? k + LK_SUM_BLOCK : hi;                        \
+        LK_HEADS_##HEADS(PRE)                                                                     \
         LK_OMP(simd)                                                                              \
-        for (int64_t i = k; i < end; i++) out[i] = SCALE FN(x[i], t[i], pre[i - k], &P);          \
+        for (int64_t i = k; i < end; i++) out[i] = SCALE FN(x[i], t[i], LK_ARGS_##HEADS, &P);     \
     }
-#define LK_VALUE_BODY_STAGED(lo, hi, FN, PRE) LK_STORE_STAGED(lo, hi, FN, PRE, )
-#define LK_GRAD_BODY_STAGED(lo, hi, FN, PRE) LK_STORE_STAGED(lo, hi, FN, PRE, s *)
-#define LK_GRAD_BODY_G_STAGED(lo, hi, FN, PRE) LK_STORE_STAGED(lo, hi, FN, PRE, g[i] *)
+#define LK_SUM_BODY_STAGED(lo, hi, FN, PRE) LK_SUM_STAGES(lo, hi, FN, PRE, 1)
+#define LK_VALUE_BODY_STAGED(lo, hi, FN, PRE) LK_STORE_STAGES(lo, hi, FN, PRE, 1, )
+#define LK_GRAD_BODY_STAGED(lo, hi, FN, PRE) LK_STORE_STAGES(lo, hi, FN, PRE, 1, s *)
+#define LK_GRAD_BODY_G_STAGED(lo, hi, FN, PRE) LK_STORE_STAGES(lo, hi, FN, PRE, 1, g[i] *)
+#define LK_SUM_BODY_STAGED2(lo, hi, FN, PRE) LK_SUM_STAGES(lo, hi, FN, PRE, 2)
+#define LK_VALUE_BODY_STAGED2(lo, hi, FN, PRE) LK_STORE_STAGES(lo, hi, FN, PRE, 2, )
+#define LK_GRAD_BODY_STAGED2(lo, hi, FN, PRE) LK_STORE_STAGES(lo, hi, FN, PRE, 2, s *)
+#define LK_GRAD_BODY_G_STAGED2(lo, hi, FN, PRE) LK_STORE_STAGES(lo, hi, FN, PRE, 2, g[i] *)
 
 /* One block of [lo, hi): PICK(BODY, FN, BINARY_FN, PRE) chooses the form (LK_ONE_FORM or
  * LK_BINARY_FORMS below). */
@@ -339,9 +352,12 @@ LK_INLINE int no_binary_form(const params *P) {
 }
 #define LK_DEFINE(name, LOSS, GRAD)                                                               \
     LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM, , )
-/* A loss with staged bodies: LOSS and GRAD take (x, t, pre, P) with pre = PRE(x, t). */
+/* A loss with staged bodies: LOSS and GRAD take (x, t, pre, P) with pre = PRE(x, t), or with
+ * _STAGED2 (x, t, pre, pre_t, P) with pre_t = PRE(t, x). */
 #define LK_DEFINE_STAGED(name, PRE, LOSS, GRAD)                                                   \
     LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM, _STAGED, PRE)
+#define LK_DEFINE_STAGED2(name, PRE, LOSS, GRAD)                                                  \
+    LK_ENTRY_POINTS(name, LOSS, GRAD, LOSS, GRAD, no_binary_form, LK_ONE_FORM, _STAGED2, PRE)
 
 /* Losses with cheaper forms for targets in {0, 1} (one of two terms per element): a block whose
  * targets are all 0 or 1 runs BINARY_LOSS##_k and BINARY_GRAD##_k when FAST(P) gives a variant
@@ -736,25 +752,20 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
     LK_DEFINE(name##_target, name##_loss, name##_target_grad)
 
 
-/* The minimax pair, staged: the entry points of r take pre = e^-|r|, the ``_target`` twin's
- * pre = e^-|f|; the other term's exp is inline. */
-LK_INLINE real exp_neg_abs_target(real x, real t) { return exp_neg_abs(t, x); }
-LK_INLINE real minimax_loss(real r, real f, real e, const params *P) {
-    return softplus_neg_loss(r, 0, e, P) + softplus_loss(f, 0, exp_neg_abs(f, 0), P);
+/* The minimax pair, staged with both heads e^-|r| and e^-|f|. */
+LK_INLINE real minimax_loss(real r, real f, real er, real ef, const params *P) {
+    return softplus_neg_loss(r, 0, er, P) + softplus_loss(f, 0, ef, P);
 }
-LK_INLINE real minimax_loss_given_fake(real r, real f, real e, const params *P) {
-    return softplus_neg_loss(r, 0, exp_neg_abs(r, 0), P) + softplus_loss(f, 0, e, P);
+LK_INLINE real minimax_grad(real r, real f, real er, real ef, const params *P) {
+    (void)f, (void)ef;
+    return softplus_neg_grad(r, 0, er, P);
 }
-LK_INLINE real minimax_grad(real r, real f, real e, const params *P) {
-    (void)f;
-    return softplus_neg_grad(r, 0, e, P);
+LK_INLINE real minimax_target_grad(real r, real f, real er, real ef, const params *P) {
+    (void)r, (void)er;
+    return softplus_grad(f, 0, ef, P);
 }
-LK_INLINE real minimax_target_grad(real r, real f, real e, const params *P) {
-    (void)r;
-    return softplus_grad(f, 0, e, P);
-}
-LK_DEFINE_STAGED(gan_d_minimax, exp_neg_abs, minimax_loss, minimax_grad)
-LK_DEFINE_STAGED(gan_d_minimax_target, exp_neg_abs_target, minimax_loss_given_fake, minimax_target_grad)
+LK_DEFINE_STAGED2(gan_d_minimax, exp_neg_abs, minimax_loss, minimax_grad)
+LK_DEFINE_STAGED2(gan_d_minimax_target, exp_neg_abs, minimax_loss, minimax_target_grad)
 LK_GAN_PAIR(gan_d_lsgan, half_square_to_one, half_square)
 LK_GAN_PAIR(gan_d_hinge, hinge_real, hinge_fake)
 
