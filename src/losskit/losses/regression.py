@@ -576,26 +576,24 @@ class PseudoHuberLoss(LossModule):
 
 
 def _log_cosh(x: Tensor, t: Tensor) -> Tensor:
+    # |r| + softplus(-2|r|) - log 2 (softplus of a non-positive argument: F.softplus drops its
+    # log1p term above 20) holds at any r but, below |r| = 1, loses the small result to the
+    # rounding of its terms (12 % relative error at r = 1e-3 in float32); there
+    # log1p(2·sinh²(r/2)) = log(1 + (cosh r - 1)) is accurate, and r is zeroed in the branch not
+    # taken so that its overflow cannot reach the gradient
     r = x - t
-    return r + F.softplus(-2.0 * r) - math.log(2.0)
-
-
-def _log_cosh_value(x: Tensor, t: Tensor) -> Tensor:
-    r = torch.sub(x, t)
-    return torch.logaddexp(r, -r).sub_(math.log(2.0))   # log((e^r + e^-r) / 2), stable at any r
-
-
-def _log_cosh_total(x: Tensor, t: Tensor) -> Tensor:
-    r = torch.sub(x, t)
-    return torch.logaddexp(r, -r).sum() - r.numel() * math.log(2.0)
+    a = r.abs()
+    near = a < 1.0
+    half = torch.where(near, r, torch.zeros_like(r)) * 0.5
+    small = torch.log1p(2.0 * torch.sinh(half) ** 2)
+    return torch.where(near, small, a + F.softplus(-2.0 * a) - math.log(2.0))
 
 
 def _log_cosh_grad(x: Tensor, t: Tensor) -> Tensor:
     return torch.sub(x, t).tanh_()
 
 
-_LOG_COSH = ElementwiseKernel("log_cosh", _log_cosh, _log_cosh_value, _log_cosh_grad,
-                              target_grad="negate", total=_log_cosh_total,
+_LOG_COSH = ElementwiseKernel("log_cosh", _log_cosh, _log_cosh, _log_cosh_grad, target_grad="negate",
                               native=True)
 
 
@@ -652,6 +650,9 @@ def log_cosh_loss(
         >>> loss = LF.log_cosh_loss(x, torch.zeros(1, dtype=torch.float64))
         >>> math.isclose(loss.item(), 1e4 - math.log(2)), loss.backward(), x.grad  # |r| − log 2, tanh r
         (True, None, tensor([1.], dtype=torch.float64))
+        >>> small = LF.log_cosh_loss(torch.tensor([1e-3]), torch.zeros(1))   # float32: r²/2 − r⁴/12
+        >>> math.isclose(small.item(), 5e-7 - 1e-12 / 12, rel_tol=1e-6)
+        True
 
     References:
         Chen, Tong, Zhang & Li, "Log Hyperbolic Cosine Loss Improves Variational Auto-Encoder",
