@@ -419,11 +419,23 @@ LK_INLINE float log_cosh_near_zero(float a) {
     return (low + (z2 * z2) * high) * z;
 }
 #endif
+/* log1p(e) for e = e^{-2a} ≤ e^{-1.2} (a ≥ 0.6): 2·atanh(h), h = e/(2 + e) ≤ 0.131, whose odd
+ * series needs 4 terms (float) or 9 (double) there, against 7 or 17 on [0, 1]. */
+LK_INLINE real log_cosh_far_log1p(real e) {
+    real h = e / (2 + e), h2 = h * h, acc;
+#ifdef LK_DOUBLE
+    acc = (real)1 / 17;
+    for (int k = 7; k >= 0; k--) acc = acc * h2 + (real)1 / (2 * k + 1);
+#else
+    acc = (1.0f + h2 * (1.0f / 3)) + (h2 * h2) * (1.0f / 5 + h2 * (1.0f / 7));
+#endif
+    return 2 * h * acc;
+}
 LK_INLINE real exp_neg_2abs(real x, real t) { return EXP_NEG(-2 * R(fabs)(x - t)); }
 LK_INLINE real log_cosh_loss(real x, real t, real e, const params *P) {
     (void)P;
     real a = R(fabs)(x - t);
-    real far = (a - LK_LN2_HI) + (log1p_unit(e) - LK_LN2_LO);
+    real far = (a - LK_LN2_HI) + (log_cosh_far_log1p(e) - LK_LN2_LO);
     return a < (real)0.6 ? log_cosh_near_zero(a) : far;
 }
 LK_INLINE real log_cosh_grad(real x, real t, real e, const params *P) {
