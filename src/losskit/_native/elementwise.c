@@ -266,7 +266,7 @@ LK_INLINE real log1p_given(real u, real v) {
  * holding about two iterations. Here each LK_SUM_BLOCK elements go through two loops, the first
  * storing the chain's head pre = PRE(x, t) (e.g. e^-|x|) in a buffer that stays in the L1 cache,
  * the second FN(x, t, pre, &P): the same operations in two shorter chains, more of them in flight
- * (a quarter off the asymmetric gradient on AVX2). With two heads (_STAGED2, a loss of two
+ * (15–25 % off these kernels on AVX2). With two heads (_STAGED2, a loss of two
  * independent terms) the first loop also stores PRE(t, x), passed after pre. */
 #define LK_HEADS_1(PRE)                                                                           \
     real pre[LK_SUM_BLOCK];                                                                       \
