@@ -138,10 +138,7 @@ LK_INLINE real log1p_of_ratio(real h) {
     return 2 * h * acc;
 }
 
-/* log1p(v) for v in [0, 1] (the e^-|x| of the logistic losses). */
-LK_INLINE real log1p_unit(real v) { return log1p_of_ratio(v / (2 + v)); }
-
-/* What the logistic losses need of x, from one exp and one division: e = e^-|x|, r = σ(|x|) =
+/* What the logistic losses need of x, from e = e^-|x| and one division: r = σ(|x|) =
  * 1/(1 + e), s = σ(x), sn = σ(-x) (r on one side, e·r on the other: neither tail cancels) and
  * lg = log1p(e), so that softplus(±x) = max(±x, 0) + lg. 1/((1 + e)(2 + e)) gives both 1/(1 + e)
  * and the e/(2 + e) of log1p_of_ratio. */
@@ -163,7 +160,6 @@ LK_INLINE real exp_neg_abs(real x, real t) {
     (void)t;
     return EXP_NEG(-R(fabs)(x));
 }
-LK_INLINE logistic logistic_of(real x) { return logistic_from(x, exp_neg_abs(x, 0)); }
 
 /* q^k for q ≥ 0 and k in 0…7: q, q² and q⁴ picked by the bits of k and multiplied, no
  * transcendental and no division (other k give junk: callers select such lanes away). */
@@ -862,13 +858,13 @@ LK_INLINE real mix(real t, real a, real b) {
 
 /* Ridnik et al.'s asymmetric loss, a = γ₊, b = γ₋, c = the probability margin m, d = log ε
  * (-inf: no floor), e = the floor of log(1 - p_m): d when m < ε, else -inf, f = log m. With
- * s = σ(x), sn = σ(-x), ss = σσ' and lg = log1p(e^-|x|) (logistic_of):
+ * s = σ(x), sn = σ(-x), ss = σσ' and lg = log1p(e^-|x|) (logistic_from):
  *   log p = min(x, 0) - lg;  log(1 - p_m) = log min(sn + m, 1) (m > 0) or -max(x, 0) - lg,
  *   each floored at log ε (the second only when m < ε);
  *   pos = sn^γ₊·log p;  neg = p_m^γ₋·log(1 - p_m), p_m = max(s - m, 0) (s when m = 0);
  *   ℓ = -(t·pos + (1 - t)·neg), and its derivative by the product rule, each floor and clamp
  *   passing no gradient where it is active. POWP/POWN: pow_small or pow_any for γ₊/γ₋. */
-/* log min(sn + m, 1) from logistic_of's parts, without a log: log(sn + m) is
+/* log min(sn + m, 1) from logistic_from's parts, without a log: log(sn + m) is
  * log sn + log1p(m/sn) where sn ≥ m and log m + log1p(sn/m) below, each log1p of a ratio in
  * [0, 1] with h = num/(2·den + num); log sn = -max(x, 0) - lg. c = m, f = log m. */
 LK_INLINE real log_margin(real x, logistic L, const params *P) {
