@@ -796,7 +796,6 @@ LK_DEFINE(gan_hinge_fake, hinge_fake_loss, hinge_fake_grad)
     LK_DEFINE(name, name##_loss, name##_grad)                                                    \
     LK_DEFINE(name##_target, name##_loss, name##_target_grad)
 
-
 /* The minimax pair, staged with both heads e^-|r| and e^-|f|. */
 LK_INLINE real minimax_loss(real r, real f, real er, real ef, const params *P) {
     return softplus_neg_loss(r, 0, er, P) + softplus_loss(f, 0, ef, P);
