@@ -122,14 +122,19 @@ LK_INLINE real at_least(real v, real floor) { return v < floor ? floor : v; }
  * log1p, and relatively accurate down to v → 0. NaN stays NaN. */
 #ifdef LK_DOUBLE
 #define LK_ATANH_TERMS 16
+/* Σ_{k=0}^{last} h2^k/(2k + 1), the atanh series over h (Horner's order). */
+LK_INLINE double atanh_series(double h2, int last) {
+    double acc = 1.0 / (2 * last + 1);
+    for (int k = last - 1; k >= 0; k--) acc = acc * h2 + 1.0 / (2 * k + 1);
+    return acc;
+}
 #else
 #define LK_ATANH_TERMS 6
 #endif
 LK_INLINE real log1p_of_ratio(real h) {
     real h2 = h * h;
 #ifdef LK_DOUBLE
-    real acc = (real)1 / (2 * LK_ATANH_TERMS + 1);
-    for (int k = LK_ATANH_TERMS - 1; k >= 0; k--) acc = acc * h2 + (real)1 / (2 * k + 1);
+    real acc = atanh_series(h2, LK_ATANH_TERMS);
 #else
     real h4 = h2 * h2;
     real high = (1.0f / 5 + h2 * (1.0f / 7)) + h4 * ((1.0f / 9 + h2 * (1.0f / 11)) + h4 * (1.0f / 13));
@@ -418,12 +423,11 @@ LK_INLINE float log_cosh_near_zero(float a) {
 /* log1p(e) for e = e^{-2a} ≤ e^{-1.2} (a ≥ 0.6): 2·atanh(h), h = e/(2 + e) ≤ 0.131, whose odd
  * series needs 4 terms (float) or 9 (double) there, against 7 or 17 on [0, 1]. */
 LK_INLINE real log_cosh_far_log1p(real e) {
-    real h = e / (2 + e), h2 = h * h, acc;
+    real h = e / (2 + e), h2 = h * h;
 #ifdef LK_DOUBLE
-    acc = (real)1 / 17;
-    for (int k = 7; k >= 0; k--) acc = acc * h2 + (real)1 / (2 * k + 1);
+    real acc = atanh_series(h2, 8);
 #else
-    acc = (1.0f + h2 * (1.0f / 3)) + (h2 * h2) * (1.0f / 5 + h2 * (1.0f / 7));
+    real acc = (1.0f + h2 * (1.0f / 3)) + (h2 * h2) * (1.0f / 5 + h2 * (1.0f / 7));
 #endif
     return 2 * h * acc;
 }

@@ -584,7 +584,7 @@ def _log_cosh(x: Tensor, t: Tensor) -> Tensor:
     r = x - t
     a = r.abs()
     near = a < 1.0
-    half = torch.where(near, r, torch.zeros_like(r)) * 0.5
+    half = torch.where(near, r, 0.0) * 0.5
     small = torch.log1p(2.0 * torch.sinh(half) ** 2)
     return torch.where(near, small, a + F.softplus(-2.0 * a) - math.log(2.0))
 
